@@ -1,0 +1,130 @@
+"""Settings, read from the environment (and a `.env` file) once per process."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Self
+
+MIN_SECRET_BYTES = 32
+
+# Placeholders people copy out of examples; never acceptable as a real key.
+_PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "change-me", "secret", "your-secret-here", "replace-me", "xxxxxxxx"}
+)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variable names are the field names in capitals."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+
+    todo_api_env: Literal["development", "production"] = "development"
+
+    # Database
+    database_url: SecretStr | None = None
+    database_migration_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=5, ge=0, le=200)
+    database_pool_timeout: float = Field(default=5.0, gt=0, le=60)
+    database_pool_recycle: int = Field(default=240, ge=10)
+    database_connect_timeout: float = Field(default=15.0, gt=0, le=120)
+    database_statement_timeout_ms: int = Field(default=10_000, ge=0)
+    database_pgbouncer: bool | None = None
+    data_dir: Path = Path(".todo-api")
+
+    # Auth
+    jwt_secret: SecretStr | None = None
+    better_auth_secret: SecretStr | None = None
+    better_auth_url: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+
+    # HTTP
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1"]
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    docs_enabled: bool | None = None
+
+    _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(_split_csv)
+
+    @field_validator("jwt_secret", "better_auth_secret")
+    @classmethod
+    def _secret_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if raw.strip().lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError("is a placeholder value; generate one with `openssl rand -base64 32`")
+        if len(raw.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes long")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("list the frontend origins explicitly; '*' is not accepted")
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "*":
+                ipaddress.ip_network(entry, strict=False)
+        return value
+
+    @field_validator("better_auth_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Self:
+        if self.is_production:
+            if not self.auth_configured:
+                raise ValueError(
+                    "TODO_API_ENV=production needs JWT_SECRET, BETTER_AUTH_SECRET, "
+                    "BETTER_AUTH_URL or JWT_JWKS_URL"
+                )
+            if self.database_url is None:
+                raise ValueError(
+                    "TODO_API_ENV=production needs DATABASE_URL; "
+                    "the embedded database is for development only"
+                )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.todo_api_env == "production"
+
+    @property
+    def auth_configured(self) -> bool:
+        return any(
+            (self.jwt_secret, self.better_auth_secret, self.better_auth_url, self.jwt_jwks_url)
+        )
+
+    @property
+    def show_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,212 @@
+"""Engines from connection URLs, and the per-request transaction with its user context."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from todo_api.config import Settings
+
+log = logging.getLogger("todo_api.db")
+
+#: The role every request runs as: not the owner of the tables, no BYPASSRLS.
+APP_ROLE = "todo_api_app"
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
+# libpq spellings asyncpg does not understand; they are translated below, never passed on.
+_LIBPQ_ONLY = {
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "channel_binding",
+    "connect_timeout",
+    "options",
+    "application_name",
+    "pgbouncer",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionPlan:
+    """What a URL pasted from Neon, Heroku or libpq means for asyncpg."""
+
+    url: str
+    connect_args: dict[str, Any]
+    pgbouncer: bool
+    host: str
+
+
+def plan_connection(
+    raw_url: str, *, pgbouncer: bool | None = None, connect_timeout: float = 15.0
+) -> ConnectionPlan:
+    """Rewrite a libpq-style URL for SQLAlchemy + asyncpg.
+
+    TLS is verified against the system trust store whenever the URL asks for TLS
+    (`sslmode=require` included: Neon's certificates are publicly trusted, and an
+    unverified TLS connection only protects against passive eavesdroppers). A
+    `-pooler` host (PgBouncer in transaction mode) gets statement caches off.
+    """
+    parts = urlsplit(raw_url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+        raise ValueError("DATABASE_URL must start with postgres:// or postgresql://")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    host = (parts.hostname or query.get("host", "")).lower()
+    sslmode = query.get("sslmode", "").lower()
+    unix_socket = host.startswith("/") or (not parts.hostname and "host" in query)
+
+    connect_args: dict[str, Any] = {
+        "timeout": float(query.get("connect_timeout") or connect_timeout)
+    }
+    if sslmode in {"require", "verify-ca", "verify-full"} or (
+        not sslmode and host.endswith(".neon.tech")
+    ):
+        context = ssl.create_default_context(cafile=query.get("sslrootcert") or None)
+        connect_args["ssl"] = context
+    elif sslmode in {"allow", "prefer"} and not unix_socket:
+        connect_args["ssl"] = "prefer"
+    elif sslmode == "disable" or unix_socket or host in _LOOPBACK_HOSTS:
+        connect_args["ssl"] = False
+    elif not sslmode:
+        connect_args["ssl"] = "prefer"
+    else:
+        raise ValueError(f"unsupported sslmode {sslmode!r}")
+
+    is_pooler = pgbouncer if pgbouncer is not None else "-pooler" in host
+    if is_pooler:
+        # PgBouncer in transaction mode: a prepared statement may land on another
+        # server connection, so nothing may be cached by name per connection.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+    else:
+        application_name = query.get("application_name")
+        if application_name:
+            connect_args["server_settings"] = {"application_name": unquote(application_name)}
+
+    kept = {k: v for k, v in query.items() if k not in _LIBPQ_ONLY}
+    url = urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(kept), ""))
+    return ConnectionPlan(url=url, connect_args=connect_args, pgbouncer=is_pooler, host=host)
+
+
+def _unique_statement_name() -> str:
+    return f"__todo_api_{uuid.uuid4().hex}__"
+
+
+def redact(url: str) -> str:
+    """A URL safe to print: the password replaced."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def create_engine(url: str, settings: Settings) -> tuple[AsyncEngine, ConnectionPlan]:
+    """An engine for the request path: a bounded pool, no pre-ping, short checkout wait."""
+    plan = plan_connection(
+        url,
+        pgbouncer=settings.database_pgbouncer,
+        connect_timeout=settings.database_connect_timeout,
+    )
+    engine = create_async_engine(
+        plan.url,
+        connect_args=plan.connect_args,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout,
+        # Neon suspends idle computes after five minutes; recycle before that.
+        pool_recycle=settings.database_pool_recycle,
+        pool_pre_ping=False,
+    )
+    return engine, plan
+
+
+class Database:
+    """The engine, the session factory, and how each transaction takes on a user's identity."""
+
+    def __init__(self, engine: AsyncEngine, plan: ConnectionPlan, settings: Settings) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self.statement_timeout = str(settings.database_statement_timeout_ms)
+        #: Set at start-up: whether each transaction must drop to APP_ROLE
+        #: (the URL's own role owns the tables or bypasses row-level security).
+        self.switch_role = False
+        self.isolation_enforced = False
+
+    def _context_statement(self) -> Any:
+        if self.switch_role:
+            return text(
+                "SELECT set_config('app.user_id', :user_id, true), "
+                "set_config('role', :role, true), "
+                "set_config('statement_timeout', :timeout, true)"
+            )
+        return text(
+            "SELECT set_config('app.user_id', :user_id, true), "
+            "set_config('statement_timeout', :timeout, true)"
+        )
+
+    async def begin_user_transaction(self, session: AsyncSession, user_id: str) -> None:
+        """Open the transaction as `user_id`: one statement sets every per-request setting."""
+        params: dict[str, str] = {"user_id": user_id, "timeout": self.statement_timeout}
+        if self.switch_role:
+            params["role"] = APP_ROLE
+        await session.execute(self._context_statement(), params)
+
+    @asynccontextmanager
+    async def user_session(self, user_id: str) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction is committed when the caller's block ends normally."""
+        async with self.sessions() as session:
+            await self.begin_user_transaction(session, user_id)
+            yield session
+            await session.commit()
+
+    async def inspect_isolation(self) -> None:
+        """Decide whether transactions must switch role, then check RLS really applies."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT r.rolsuper OR r.rolbypassrls"
+                        " OR EXISTS (SELECT 1 FROM pg_tables t"
+                        "            WHERE t.schemaname = current_schema()"
+                        "              AND t.tablename = 'tasks' AND t.tableowner = current_user)"
+                        " FROM pg_roles r WHERE r.rolname = current_user"
+                    )
+                )
+            ).scalar_one()
+            self.switch_role = bool(row)
+            await conn.rollback()
+        async with self.sessions() as session:
+            await self.begin_user_transaction(session, "")
+            enforced = (
+                await session.execute(
+                    text(
+                        "SELECT NOT r.rolsuper AND NOT r.rolbypassrls"
+                        " AND row_security_active('tasks')"
+                        " AND row_security_active('profiles')"
+                        " FROM pg_roles r WHERE r.rolname = current_user"
+                    )
+                )
+            ).scalar_one()
+            self.isolation_enforced = bool(enforced)
+            await session.rollback()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,68 @@
+"""Dependency aliases: routes read like their signatures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_api.auth import Principal
+from todo_api.db import Database
+from todo_api.errors import Forbidden, Unauthorized
+from todo_api.schemas.common import MAX_ID
+from todo_api.services.tasks import CursorCodec
+
+
+def get_principal(request: Request) -> Principal:
+    """The caller, as verified by the authentication middleware."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise Unauthorized(code="token_missing")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, opened as the caller and committed before the response.
+
+    `scope="function"` (below) runs the commit when the handler returns, before FastAPI
+    sends the response, so a failed commit can never follow a 2xx.
+    """
+    database: Database = request.app.state.database
+    async with database.user_session(principal.user_id) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_cursor_codec(request: Request) -> CursorCodec:
+    codec: CursorCodec = request.app.state.cursor_codec
+    return codec
+
+
+CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
+
+
+def check_path_user(
+    principal: PrincipalDep,
+    user_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=255,
+            description="The token's `sub`, or `me`.",
+            examples=["me"],
+        ),
+    ],
+) -> None:
+    """`/api/{user_id}/...` must name the caller (or use the alias `me`)."""
+    if user_id != "me" and user_id != principal.user_id:
+        raise Forbidden(code="user_mismatch")
+
+
+TaskIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Task id (int64).")]

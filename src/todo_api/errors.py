@@ -1,0 +1,236 @@
+"""One error hierarchy, rendered everywhere as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("todo_api.errors")
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "https://todo-api.dev/problems/"
+
+
+class ValidationItem(BaseModel):
+    """One reason a request was refused as invalid."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error response of this API is shaped."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "type": f"{_TYPE_BASE}task_not_found",
+                "title": "Not Found",
+                "status": 404,
+                "detail": "No task with id 42 exists for this user.",
+                "code": "task_not_found",
+                "request_id": "3f1c0a8e5b7d4c21",
+            }
+        }
+    )
+
+    type: str = Field(description="A URI naming the problem type.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int
+    detail: str = Field(description="A human-readable sentence about this occurrence.")
+    code: str = Field(description="A stable machine-readable code, e.g. `task_not_found`.")
+    request_id: str | None = Field(default=None, description="Echo of `X-Request-ID`.")
+    errors: list[ValidationItem] | None = Field(
+        default=None, description="For 422: each invalid part of the request."
+    )
+
+
+class AppError(Exception):
+    """Base of every error a service or middleware raises on purpose."""
+
+    status: int = 400
+    code: str = "bad_request"
+    detail: str = "The request could not be processed."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.detail
+        self.code = code or self.code
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    detail = "A valid bearer token is required."
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    detail = "This token may not act on that path."
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    detail = "Nothing exists at this address."
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "body_too_large"
+    detail = "The request body is larger than this server accepts."
+
+
+class Unprocessable(AppError):
+    status = 422
+    code = "validation_failed"
+    detail = "The request is not valid."
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "service_unavailable"
+    detail = "The service is temporarily unavailable; retry shortly."
+
+
+def problem_body(
+    status: int,
+    code: str,
+    detail: str,
+    request_id: str | None,
+    extra: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Serialise a problem document (used by handlers and by raw ASGI middleware)."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    if extra:
+        body.update(extra)
+    return orjson.dumps(body)
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    request_id: str | None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    return Response(
+        problem_body(status, code, detail, request_id, extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def request_id_of(request: Request) -> str | None:
+    rid = request.scope.get("state", {}).get("request_id")
+    return rid if isinstance(rid, str) else None
+
+
+def validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors without `input`/`ctx`: an error must never echo the request back."""
+    items = []
+    for error in errors:
+        loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
+        items.append(
+            {"loc": loc, "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        )
+    return items
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return problem_response(
+        exc.status,
+        exc.code,
+        exc.detail,
+        request_id_of(request),
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    items = validation_items(exc.errors())
+    if any(item["type"] == "json_invalid" for item in items):
+        code, detail = "json_invalid", "The request body is not valid JSON."
+    else:
+        code, detail = "validation_failed", "The request is not valid; see `errors`."
+    return problem_response(422, code, detail, request_id_of(request), extra={"errors": items})
+
+
+_HTTP_CODES = {
+    404: ("not_found", "Nothing exists at this address."),
+    405: ("method_not_allowed", "This method is not allowed on this address."),
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code, detail = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
+    return problem_response(
+        exc.status_code, code, detail, request_id_of(request), headers=exc.headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every expected error into problem+json."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem+json bodies for these statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,185 @@
+"""The application factory: lifespan, middleware, routers and error handlers."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.middleware.cors import CORSMiddleware
+
+from todo_api import embedded
+from todo_api.auth import AuthConfig, TokenVerifier
+from todo_api.config import Settings, get_settings
+from todo_api.db import Database, create_engine, redact
+from todo_api.deps import check_path_user
+from todo_api.errors import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
+from todo_api.middleware import (
+    AuthenticationMiddleware,
+    BodyLimitMiddleware,
+    ErrorSafetyNetMiddleware,
+    RequestContextMiddleware,
+)
+from todo_api.migrations import run_migrations
+from todo_api.routes import health, profile, tasks
+from todo_api.services.tasks import CursorCodec
+
+log = logging.getLogger("todo_api")
+
+EXPOSED_HEADERS = [
+    "Link",
+    "Location",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+    "X-Request-ID",
+    "ETag",
+]
+
+
+class IsolationNotEnforced(RuntimeError):
+    """Production refuses to serve when PostgreSQL would not enforce row-level security."""
+
+
+def _cursor_key(settings: Settings) -> bytes:
+    # Every instance of a deployment shares its auth settings, so they all derive the
+    # same key and accept each other's cursors.
+    material = "|".join(
+        (
+            settings.jwt_secret.get_secret_value() if settings.jwt_secret else "",
+            settings.better_auth_secret.get_secret_value() if settings.better_auth_secret else "",
+            settings.better_auth_url or "",
+            settings.jwt_jwks_url or "",
+        )
+    )
+    return hashlib.sha256(b"todo-api/cursor/v1|" + material.encode()).digest()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    server = None
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+    else:
+        # Development without configuration: `todo-api serve` has usually started and
+        # migrated the embedded server already; joining it again is cheap.
+        url, server = embedded.start(settings.data_dir)
+        await run_migrations(url)
+    engine, plan = create_engine(url, settings)
+    database = Database(engine, plan, settings)
+    verifier = TokenVerifier(AuthConfig.from_settings(settings))
+    try:
+        await database.inspect_isolation()
+        if database.isolation_enforced:
+            log.info("row-level security is enforced by the database")
+        else:
+            log.warning("row-level security is NOT enforced for %s", redact(plan.url))
+            if settings.is_production:
+                raise IsolationNotEnforced(
+                    "the database role bypasses row-level security; see README, 'Deploy'"
+                )
+        await verifier.start()
+        app.state.database = database
+        app.state.verifier = verifier
+        app.state.cursor_codec = CursorCodec(_cursor_key(settings))
+        app.state.readiness = health.ReadinessProbe(database)
+        yield
+    finally:
+        await verifier.aclose()
+        await database.dispose()
+        del server  # the embedded server stops when its last handle is released
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI application."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Todo API",
+        version="0.1.0",
+        summary="Multi-user tasks on PostgreSQL, for frontends that sign users in with JWTs.",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.show_docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.show_docs else None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    # Literal routes first: `/api/tasks` must never be taken for `/api/{user_id}`.
+    app.include_router(health.router)
+    app.include_router(tasks.router, prefix="/api", include_in_schema=False)
+    path_user = [Depends(check_path_user)]
+    app.include_router(tasks.router, prefix="/api/{user_id}", dependencies=path_user)
+    app.include_router(profile.router, prefix="/api/{user_id}", dependencies=path_user)
+
+    # Added innermost first: the request meets them in the reverse order.
+    app.add_middleware(AuthenticationMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ErrorSafetyNetMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+            "X-Request-ID",
+        ],
+        expose_headers=EXPOSED_HEADERS,
+        allow_credentials=False,
+        max_age=600,
+    )
+    app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with problem+json error bodies and the bearer scheme declared."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=(
+            "Send `Authorization: Bearer <JWT>` on every `/api` request. "
+            "Errors are RFC 9457 `application/problem+json` documents."
+        ),
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas["Problem"].pop("$defs", None)
+    schemas["ValidationItem"] = ValidationItem.model_json_schema()
+    components["securitySchemes"] = {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A JWT from Better Auth's JWT plugin or any configured issuer.",
+        }
+    }
+    problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            if path.startswith("/api"):
+                operation["security"] = [{"bearerAuth": []}]
+            for code, response in operation.get("responses", {}).items():
+                if code[:1] in {"4", "5"}:
+                    response["content"] = problem_content
+    app.openapi_schema = schema
+    return schema

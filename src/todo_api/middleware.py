@@ -1,0 +1,268 @@
+"""Pure ASGI middleware: request id and access log, security headers, error safety net,
+body-size limit and authentication. Each one is a thin wrapper around `send`/`receive`."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from todo_api.auth import RESERVED_USER_IDS, TokenError, TokenVerifier, bearer_token
+from todo_api.errors import problem_body
+
+log = logging.getLogger("todo_api.access")
+error_log = logging.getLogger("todo_api.errors")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_DOCS_PATHS = ("/docs", "/redoc")
+#: Paths that never need a token.
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
+
+SendProblem = Callable[[int, str, str, dict[str, str]], Awaitable[None]]
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+async def send_problem(
+    scope: Scope,
+    send: Send,
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer with a problem+json document straight from middleware."""
+    body = problem_body(status, code, detail, _state(scope).get("request_id"))
+    raw_headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Outermost layer: assigns the request id, adds security headers, logs one line.
+
+    The log line carries the route template, never the raw path or query string:
+    both can contain user ids, search text or other personal data.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _REQUEST_ID.fullmatch(candidate):
+                    request_id = candidate
+                break
+        request_id = request_id or uuid.uuid4().hex
+        _state(scope)["request_id"] = request_id
+        path: str = scope["path"]
+        is_docs = path.startswith(_DOCS_PATHS)
+        https = scope.get("scheme") == "https"
+        status_holder = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                if not is_docs:
+                    headers["Content-Security-Policy"] = (
+                        "default-src 'none'; frame-ancestors 'none'"
+                    )
+                if path.startswith("/api"):
+                    headers.setdefault("Cache-Control", "no-store")
+                if https and self.hsts:
+                    headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "route": getattr(route, "path", None) or "<unmatched>",
+                    "status": status_holder[0],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+
+class ErrorSafetyNetMiddleware:
+    """Turns an unexpected exception into a generic 500 problem+json.
+
+    It sits inside the CORS layer so a browser can read the error; the traceback
+    goes to the log with the request id, never to the client.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            error_log.exception(
+                "unhandled error", extra={"request_id": _state(scope).get("request_id")}
+            )
+            if started:
+                raise
+            await send_problem(
+                scope,
+                send,
+                500,
+                "internal_error",
+                "The server failed to handle this request. Quote the request id when reporting it.",
+            )
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a body outgrows the limit (chunked bodies included)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds {limit} bytes.")
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over `max_bytes`: at once from `Content-Length`, else while reading."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > limit:
+                    await send_problem(
+                        scope,
+                        send,
+                        413 if value.isdigit() else 400,
+                        "body_too_large" if value.isdigit() else "bad_content_length",
+                        f"The request body exceeds {limit} bytes."
+                        if value.isdigit()
+                        else "The Content-Length header is not a number.",
+                    )
+                    return
+                break
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        except BodyTooLarge:
+            if started:
+                raise
+            await send_problem(
+                scope, send, 413, "body_too_large", f"The request body exceeds {limit} bytes."
+            )
+
+
+class AuthenticationMiddleware:
+    """Verifies the bearer token of every `/api` request before anything reads the body.
+
+    It also enforces that `/api/{user_id}/...` names the caller (or `me`): that check
+    belongs before validation so that the precedence is 401 > 403 > 404/422.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/")):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            # A CORS preflight carries no credentials; the CORS layer above answers it.
+            await self.app(scope, receive, send)
+            return
+        verifier: TokenVerifier = scope["app"].state.verifier
+        try:
+            token = bearer_token([v for k, v in scope["headers"] if k == b"authorization"])
+            principal = await verifier.verify(token)
+        except TokenError as error:
+            challenge = (
+                f'Bearer error="invalid_token", error_description="{_quote(error.description)}"'
+            )
+            if error.code == "token_missing":
+                challenge = 'Bearer realm="todo-api"'
+            await send_problem(
+                scope, send, 401, error.code, error.description, {"WWW-Authenticate": challenge}
+            )
+            return
+        _state(scope)["principal"] = principal
+        segments = path.split("/", 3)
+        named = segments[2] if len(segments) >= 3 else ""
+        if named and named not in RESERVED_USER_IDS and named != principal.user_id:
+            await send_problem(
+                scope,
+                send,
+                403,
+                "user_mismatch",
+                "The user id in the path is not the token's subject; use your own id or `me`.",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "'")

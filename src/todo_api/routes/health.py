@@ -1,0 +1,85 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from todo_api.db import Database
+from todo_api.errors import ServiceUnavailable, error_responses
+
+router = APIRouter(tags=["health"])
+
+#: Seconds a readiness answer is reused, so frequent checks do not keep a
+#: serverless database awake or queue behind real traffic.
+READY_CACHE_SECONDS = 5.0
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+    isolation: Literal["enforced", "not_enforced"]
+
+
+class ReadinessProbe:
+    """Remembers the last database check for a few seconds; one probe at a time."""
+
+    def __init__(self, database: Database, ttl: float = READY_CACHE_SECONDS) -> None:
+        self.database = database
+        self.ttl = ttl
+        self._checked_at = float("-inf")
+        self._ok = False
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> bool:
+        if time.monotonic() - self._checked_at < self.ttl:
+            return self._ok
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self.ttl:
+                self._ok = await self._probe()
+                self._checked_at = time.monotonic()
+        return self._ok
+
+    async def _probe(self) -> bool:
+        try:
+            await asyncio.wait_for(self._select_one(), timeout=3)
+        except Exception:
+            return False
+        return True
+
+    async def _select_one(self) -> None:
+        async with self.database.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+
+@router.get("/healthz", summary="Liveness", response_model=Health)
+async def healthz() -> Health:
+    """The process is up. Does not touch the database."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz", summary="Readiness", response_model=Readiness, responses=error_responses(503)
+)
+async def readyz(request: Request) -> Readiness:
+    """The database answers (checked at most every few seconds). 503 when it does not."""
+    probe: ReadinessProbe = request.app.state.readiness
+    if not await probe.ready():
+        raise ServiceUnavailable(
+            "The database is not answering.",
+            code="database_unavailable",
+            headers={"Retry-After": "5"},
+        )
+    enforced = probe.database.isolation_enforced
+    return Readiness(
+        status="ok", database="ok", isolation="enforced" if enforced else "not_enforced"
+    )

@@ -1,0 +1,61 @@
+"""Profile rules: reads never write; the first write of a user creates the row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_api.auth import Principal
+from todo_api.models import profiles_table as p
+from todo_api.models import tasks_table as t
+from todo_api.schemas.profile import ProfilePublic, ProfileUpdate
+
+
+async def ensure_profile(session: AsyncSession, user_id: str) -> None:
+    """Create the caller's profile row if it is missing (idempotent, race-free)."""
+    await session.execute(
+        insert(p).values(user_id=user_id).on_conflict_do_nothing(index_elements=[p.c.user_id])
+    )
+
+
+def _public(principal: Principal, row: Any | None) -> ProfilePublic:
+    return ProfilePublic(
+        user_id=principal.user_id,
+        email=principal.email,
+        name=principal.name,
+        display_name=row.display_name if row is not None else None,
+        timezone=row.timezone if row is not None else "UTC",
+        created_at=row.created_at if row is not None else None,
+        updated_at=row.updated_at if row is not None else None,
+    )
+
+
+async def get_profile(session: AsyncSession, principal: Principal) -> ProfilePublic:
+    """The stored profile, or the defaults when the user has never written anything."""
+    row = (await session.execute(select(p).where(p.c.user_id == principal.user_id))).first()
+    return _public(principal, row)
+
+
+async def update_profile(
+    session: AsyncSession, principal: Principal, data: ProfileUpdate
+) -> ProfilePublic:
+    """Upsert the fields the client sent, in one statement."""
+    values = data.model_dump(exclude_unset=True)
+    if "timezone" in values and values["timezone"] is None:
+        values["timezone"] = "UTC"  # null resets the zone to its default
+    stmt = insert(p).values(user_id=principal.user_id, **values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[p.c.user_id],
+        set_={**{k: stmt.excluded[k] for k in values}, "updated_at": func.now()},
+    ).returning(p)
+    row = (await session.execute(stmt)).first()
+    return _public(principal, row)
+
+
+async def erase_user(session: AsyncSession, user_id: str) -> None:
+    """Delete everything stored for the user. The next request starts a fresh account."""
+    await session.execute(delete(t).where(t.c.user_id == user_id))
+    await session.execute(delete(p).where(p.c.user_id == user_id))
