@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.warnings import InsecureKeyLengthWarning
 
 from todo_api import auth
 from todo_api.auth import AuthConfig, TokenError, TokenVerifier, bearer_token
@@ -90,7 +91,9 @@ async def refusal(verifier: TokenVerifier, token: str) -> str:
     with pytest.raises(TokenError) as info:
         await verifier.verify(token)
     description = info.value.description
-    assert description.isascii() and '"' not in description and "\\" not in description
+    assert description.isascii()
+    assert '"' not in description
+    assert "\\" not in description
     assert len(token) < 12 or token[:12] not in description
     return info.value.code
 
@@ -126,7 +129,9 @@ class JwksServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.handle_error = lambda *args: None  # type: ignore[method-assign]
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
         self._thread.start()
 
     @property
@@ -377,7 +382,7 @@ async def test_session_token_is_called_opaque_and_explained(
 
 
 async def test_verify_raises_only_token_error_for_any_input(verifier: TokenVerifier) -> None:
-    rng = random.Random(8725)
+    rng = random.Random(8725)  # noqa: S311 - reproducible fuzzing, not cryptography
     alphabet = "ABCxyz019-_=.+/ {}[]\"'\\\x00é"
     tokens = ["", ".", "..", "...", "e30.e30.", "e30..", ".e30.e30", "=.=.="]
     tokens += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 80))) for _ in range(300)]
@@ -507,7 +512,7 @@ async def test_cached_keys_keep_working_when_a_refresh_fails(
 async def test_malformed_and_unsupported_jwks_entries_are_skipped(
     verifier: TokenVerifier, jwks: JwksServer
 ) -> None:
-    small_rsa = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small_rsa = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
     jwks.document["keys"][:0] = [
         "not an object",
         {"kty": "OKP", "crv": "Ed25519", "x": "!!", "kid": "bad"},
@@ -518,7 +523,8 @@ async def test_malformed_and_unsupported_jwks_entries_are_skipped(
         jwk(ED_NEW_KEY, "ed", alg="ES256"),
     ]
     assert (await verifier.verify(sign("EdDSA"))).user_id == "user-1"
-    weak = jwt.encode(claims(), small_rsa, algorithm="RS256", headers={"kid": "weak"})
+    with pytest.warns(InsecureKeyLengthWarning):
+        weak = jwt.encode(claims(), small_rsa, algorithm="RS256", headers={"kid": "weak"})
     assert await refusal(verifier, weak) == "token_key_unknown"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import uuid
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -40,6 +42,20 @@ _LIBPQ_ONLY = {
     "application_name",
     "pgbouncer",
 }
+
+
+#: Errors that mean "the database cannot be reached right now", as opposed to a bad query.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    sa_exc.TimeoutError,
+    sa_exc.InterfaceError,
+    sa_exc.OperationalError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer; the request should be retried later (503)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,8 @@ class Database:
         #: (the URL's own role owns the tables or bypasses row-level security).
         self.switch_role = False
         self.isolation_enforced = False
+        self.inspected = False
+        self._inspect_lock = asyncio.Lock()
 
     def _context_statement(self) -> Any:
         if self.switch_role:
@@ -171,11 +189,29 @@ class Database:
 
     @asynccontextmanager
     async def user_session(self, user_id: str) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction is committed when the caller's block ends normally."""
+        """A session whose transaction is committed when the caller's block ends normally.
+
+        Failing to reach the database while opening it raises `DatabaseUnavailable`.
+        """
+        if not self.inspected:
+            await self.ensure_inspected()
         async with self.sessions() as session:
-            await self.begin_user_transaction(session, user_id)
+            try:
+                await self.begin_user_transaction(session, user_id)
+            except UNREACHABLE as error:
+                raise DatabaseUnavailable from error
             yield session
             await session.commit()
+
+    async def ensure_inspected(self) -> None:
+        """Learn how to enforce isolation before the first request runs SQL."""
+        async with self._inspect_lock:
+            if self.inspected:
+                return
+            try:
+                await self.inspect_isolation()
+            except UNREACHABLE as error:
+                raise DatabaseUnavailable from error
 
     async def inspect_isolation(self) -> None:
         """Decide whether transactions must switch role, then check RLS really applies."""
@@ -207,6 +243,7 @@ class Database:
             ).scalar_one()
             self.isolation_enforced = bool(enforced)
             await session.rollback()
+        self.inspected = True
 
     async def dispose(self) -> None:
         await self.engine.dispose()

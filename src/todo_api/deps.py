@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from todo_api.auth import Principal
+from todo_api.auth import RESERVED_USER_IDS, Principal
 from todo_api.db import Database
-from todo_api.errors import Forbidden, Unauthorized
+from todo_api.errors import Forbidden, NotFound, Unauthorized
 from todo_api.schemas.common import MAX_ID
 from todo_api.services.tasks import CursorCodec
 
@@ -61,6 +61,9 @@ def check_path_user(
     ],
 ) -> None:
     """`/api/{user_id}/...` must name the caller (or use the alias `me`)."""
+    if user_id in RESERVED_USER_IDS and user_id != "me":
+        # A resource word with no route of its own here is not a user id.
+        raise NotFound()
     if user_id != "me" and user_id != principal.user_id:
         raise Forbidden(code="user_mismatch")
 

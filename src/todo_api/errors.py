@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from todo_api.db import DatabaseUnavailable
+
 log = logging.getLogger("todo_api.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -217,8 +219,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", extra={"request_id": request_id_of(request)})
+    return problem_response(
+        503,
+        "database_unavailable",
+        "The database is not answering; retry shortly.",
+        request_id_of(request),
+        headers={"Retry-After": "2"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every expected error into problem+json."""
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

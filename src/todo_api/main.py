@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from todo_api import embedded
 from todo_api.auth import AuthConfig, TokenVerifier
 from todo_api.config import Settings, get_settings
-from todo_api.db import Database, create_engine, redact
+from todo_api.db import Database, DatabaseUnavailable, create_engine, redact
 from todo_api.deps import check_path_user
 from todo_api.errors import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
 from todo_api.middleware import (
@@ -75,15 +75,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = Database(engine, plan, settings)
     verifier = TokenVerifier(AuthConfig.from_settings(settings))
     try:
-        await database.inspect_isolation()
-        if database.isolation_enforced:
-            log.info("row-level security is enforced by the database")
+        try:
+            await database.ensure_inspected()
+        except DatabaseUnavailable:
+            # Serve anyway: requests get 503 until the database answers, then the
+            # first one inspects it. /readyz says so meanwhile.
+            log.warning("database unreachable at start-up: %s", redact(plan.url))
         else:
-            log.warning("row-level security is NOT enforced for %s", redact(plan.url))
-            if settings.is_production:
-                raise IsolationNotEnforced(
-                    "the database role bypasses row-level security; see README, 'Deploy'"
-                )
+            _report_isolation(database, settings, plan.url)
         await verifier.start()
         app.state.database = database
         app.state.verifier = verifier
@@ -94,6 +93,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await verifier.aclose()
         await database.dispose()
         del server  # the embedded server stops when its last handle is released
+
+
+def _report_isolation(database: Database, settings: Settings, url: str) -> None:
+    if database.isolation_enforced:
+        log.info("row-level security is enforced by the database")
+        return
+    log.warning("row-level security is NOT enforced for %s", redact(url))
+    if settings.is_production:
+        raise IsolationNotEnforced(
+            "the database role bypasses row-level security; see README, 'Deploy'"
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -59,6 +59,8 @@ class ReadinessProbe:
     async def _select_one(self) -> None:
         async with self.database.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+        if not self.database.inspected:
+            await self.database.ensure_inspected()
 
 
 @router.get("/healthz", summary="Liveness", response_model=Health)

@@ -1,0 +1,96 @@
+"""The route table: no route can shadow another, and aliases reach the same handlers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Match
+
+from tests.conftest import User
+from todo_api.auth import RESERVED_USER_IDS
+from todo_api.config import Settings
+from todo_api.main import create_app
+
+
+@pytest.fixture(scope="module")
+def routes() -> list[Any]:
+    """Every route in matching order, as the router will try them."""
+    app = create_app(Settings(_env_file=None, jwt_secret="x" * 40))  # type: ignore[call-arg]
+    return [
+        r
+        for r in iter_route_contexts(app.routes)
+        if r.methods and r.path.startswith(("/api", "/healthz", "/readyz"))
+    ]
+
+
+def _sample_path(template: str) -> str:
+    # Concrete values that no literal segment could claim.
+    def value(match: re.Match[str]) -> str:
+        return "u-sample" if match.group(1) == "user_id" else "12345"
+
+    return re.sub(r"\{(\w+)\}", value, template)
+
+
+def _first_match(routes: list[Any], path: str, method: str) -> Any:
+    scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+    return None
+
+
+def _key(route: Any) -> tuple[str, frozenset[str]]:
+    return route.path, frozenset(route.methods)
+
+
+def test_every_route_is_reached_by_its_own_paths(routes: list[Any]) -> None:
+    assert len(routes) > 10
+    for route in routes:
+        for method in route.methods:
+            path = _sample_path(route.path)
+            found = _first_match(routes, path, method)
+            assert found is not None and _key(found) == _key(route), f"{method} {path} is shadowed"
+
+
+def test_short_task_paths_never_reach_the_profile(routes: list[Any]) -> None:
+    for method in ("GET", "POST"):
+        match = _first_match(routes, "/api/tasks", method)
+        assert match is not None and match.path == "/api/tasks"
+
+
+@pytest.mark.parametrize("word", sorted(RESERVED_USER_IDS - {"me"}))
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+async def test_reserved_words_are_never_treated_as_a_user_id(
+    alice: User, word: str, method: str
+) -> None:
+    response = await alice.request(method, f"/api/{word}", json={})
+    assert response.status_code in {200, 404, 405, 422}, response.text
+    if response.status_code == 200:
+        assert not isinstance(response.json(), dict) or "timezone" not in response.json()
+    profile = (await alice.get("/api/me")).json()
+    assert profile["created_at"] is None  # nothing was written to alice's profile
+
+
+def test_task_aliases_are_hidden_from_the_schema(routes: list[Any]) -> None:
+    aliases = [r for r in routes if r.path.startswith("/api/tasks")]
+    assert aliases, "the short /api/tasks aliases are missing"
+    assert all(not r.include_in_schema for r in aliases)
+    canonical = [r for r in routes if r.path.startswith("/api/{user_id}")]
+    assert canonical
+    assert all(r.include_in_schema for r in canonical)
+
+
+def test_every_alias_has_a_canonical_twin(routes: list[Any]) -> None:
+    canonical = {
+        (r.path.replace("/api/{user_id}", "/api", 1), frozenset(r.methods), r.endpoint)
+        for r in routes
+        if r.path.startswith("/api/{user_id}/")
+    }
+    aliases = [r for r in routes if r.path.startswith("/api/tasks")]
+    for alias in aliases:
+        assert (alias.path, frozenset(alias.methods), alias.endpoint) in canonical
+    assert len(aliases) == len(canonical)
