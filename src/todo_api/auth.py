@@ -215,6 +215,7 @@ class _JwksKey:
     kid: str | None
     algorithms: frozenset[str]
     key: _PublicKey
+    canonical: str  # the entry as sorted JSON, to tell whether a refresh changed the key set
 
 
 def _parse_jwk(entry: object) -> _JwksKey | None:
@@ -230,6 +231,7 @@ def _parse_jwk(entry: object) -> _JwksKey | None:
     if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
         return None
     public = {k: v for k, v in entry.items() if k not in _PRIVATE_JWK_MEMBERS}
+    canonical = json.dumps(public, sort_keys=True)
     kty = entry.get("kty")
     try:
         key: object
@@ -249,11 +251,11 @@ def _parse_jwk(entry: object) -> _JwksKey | None:
             return None
         algorithms = frozenset({declared_alg})
     if isinstance(key, Ed25519PublicKey):
-        return _JwksKey(kid, algorithms, key)
+        return _JwksKey(kid, algorithms, key, canonical)
     if isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1):
-        return _JwksKey(kid, algorithms, key)
+        return _JwksKey(kid, algorithms, key, canonical)
     if isinstance(key, RSAPublicKey) and key.key_size >= _MIN_RSA_BITS:
-        return _JwksKey(kid, algorithms, key)
+        return _JwksKey(kid, algorithms, key, canonical)
     return None
 
 
@@ -263,20 +265,6 @@ def _parse_jwks(document: object) -> tuple[_JwksKey, ...]:
         raise ValueError("the JWKS document is not a JSON object with a 'keys' array")
     parsed = (_parse_jwk(entry) for entry in document["keys"][:_MAX_JWKS_KEYS])
     return tuple(key for key in parsed if key is not None)
-
-
-def _fingerprint(keys: tuple[_JwksKey, ...]) -> frozenset[tuple[str | None, frozenset[str], str]]:
-    return frozenset(
-        (k.kid, k.algorithms, json.dumps(_public_jwk(k.key), sort_keys=True)) for k in keys
-    )
-
-
-def _public_jwk(key: _PublicKey) -> dict[str, Any]:
-    if isinstance(key, Ed25519PublicKey):
-        return OKPAlgorithm.to_jwk(key, as_dict=True)
-    if isinstance(key, EllipticCurvePublicKey):
-        return ECAlgorithm.to_jwk(key, as_dict=True)
-    return RSAAlgorithm.to_jwk(key, as_dict=True)
 
 
 def _b64url_json(segment: str, what: str) -> dict[str, Any]:
@@ -296,10 +284,13 @@ def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    # bool is an int to Python but not a NumericDate; huge ints are fine (exact compare).
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        value = math.nan
-    if isinstance(value, float) and not math.isfinite(value):
+    # bool is an int to Python but not a NumericDate; huge ints are fine (they compare
+    # exactly) but would overflow math.isfinite, hence the float-only finiteness test.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
         raise TokenError(
             "token_claims_invalid", f"The {name} claim must be a number of seconds since 1970."
         )
@@ -596,7 +587,7 @@ class TokenVerifier:
             )
             return
         self._fetched_at = time.monotonic()
-        if _fingerprint(keys) != _fingerprint(self._keys):
+        if {k.canonical for k in keys} != {k.canonical for k in self._keys}:
             # A removed key must stop working at once, cached results included.
             self._cache.clear()
             logger.info("JWKS key set changed: %d usable key(s)", len(keys))

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -68,8 +69,6 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Run the API server (migrating the embedded database first when it is used)."""
-    import uvicorn
-
     from todo_api.logs import configure_logging
 
     settings = Settings()
@@ -96,6 +95,24 @@ def serve(
         asyncio.run(run_migrations(url))
         os.environ["DATABASE_URL"] = url
         typer.echo(f"Embedded PostgreSQL with data in {settings.data_dir.resolve()}")
+    # Uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; turning that
+    # into SystemExit lets the embedded database stop cleanly below.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_quietly)
+    try:
+        _run_uvicorn(settings, host, port, workers, reload)
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
+    import uvicorn
+
     uvicorn.run(
         "todo_api.main:create_app",
         factory=True,
@@ -112,7 +129,6 @@ def serve(
         timeout_graceful_shutdown=20,
         log_config=None,
     )
-    del server
 
 
 @app.command()

