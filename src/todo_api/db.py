@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from todo_api.breaker import CircuitBreaker
 from todo_api.config import Settings
 
 log = logging.getLogger("todo_api.db")
@@ -44,18 +45,43 @@ _LIBPQ_ONLY = {
 }
 
 
-#: Errors that mean "the database cannot be reached right now", as opposed to a bad query.
+#: Errors that mean "the database cannot be reached", as opposed to a bad query.
 UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
-    sa_exc.TimeoutError,
     sa_exc.InterfaceError,
     sa_exc.OperationalError,
 )
 
+_QUERY_CANCELED = "57014"  # statement_timeout fired
+
 
 class DatabaseUnavailable(Exception):
-    """The database did not answer; the request should be retried later (503)."""
+    """The database cannot serve this request now; the client should retry later (503)."""
+
+    def __init__(
+        self,
+        code: str = "database_unavailable",
+        detail: str = "The database is not answering; retry shortly.",
+    ) -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+def _is_disconnect(error: BaseException) -> bool:
+    if isinstance(error, sa_exc.DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(
+            error, sa_exc.InterfaceError | sa_exc.OperationalError
+        ) and not _is_timeout(error)
+    return isinstance(error, OSError | asyncio.TimeoutError)
+
+
+def _is_timeout(error: BaseException) -> bool:
+    orig = getattr(error, "orig", None)
+    return getattr(orig, "sqlstate", None) == _QUERY_CANCELED or (
+        getattr(getattr(orig, "__cause__", None), "sqlstate", None) == _QUERY_CANCELED
+    )
 
 
 @dataclass(frozen=True)
@@ -167,6 +193,11 @@ class Database:
         self.isolation_enforced = False
         self.inspected = False
         self._inspect_lock = asyncio.Lock()
+        self.breaker = CircuitBreaker(self._probe)
+
+    async def _probe(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     def _context_statement(self) -> Any:
         if self.switch_role:
@@ -191,17 +222,51 @@ class Database:
     async def user_session(self, user_id: str) -> AsyncIterator[AsyncSession]:
         """A session whose transaction is committed when the caller's block ends normally.
 
-        Failing to reach the database while opening it raises `DatabaseUnavailable`.
+        Database outages surface as `DatabaseUnavailable` (503), never as a 500.
         """
+        if self.breaker.is_open:
+            raise DatabaseUnavailable()
         if not self.inspected:
             await self.ensure_inspected()
         async with self.sessions() as session:
+            await self._begin(session, user_id)
+            try:
+                yield session
+                await session.commit()
+            except sa_exc.DBAPIError as error:
+                if _is_timeout(error):
+                    raise DatabaseUnavailable(
+                        "database_timeout", "The database took too long; retry shortly."
+                    ) from error
+                if _is_disconnect(error):
+                    # The outcome of a write cut off mid-flight is unknown: it is
+                    # reported, never retried blindly.
+                    self.breaker.trip()
+                    raise DatabaseUnavailable() from error
+                raise
+
+    async def _begin(self, session: AsyncSession, user_id: str) -> None:
+        """The first statement; retried once on a fresh connection if a pooled one was dead.
+
+        Nothing has run yet at this point, so the retry is safe for reads and writes:
+        it absorbs connections that a serverless database closed while idle.
+        """
+        for attempt in (1, 2):
             try:
                 await self.begin_user_transaction(session, user_id)
+                return
+            except sa_exc.TimeoutError as error:
+                # Every pooled connection is busy: the database is fine, we are saturated.
+                raise DatabaseUnavailable(
+                    "database_busy", "The service is at capacity; retry shortly."
+                ) from error
             except UNREACHABLE as error:
-                raise DatabaseUnavailable from error
-            yield session
-            await session.commit()
+                await session.rollback()
+                invalidated = isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+                if attempt == 1 and invalidated:
+                    continue
+                self.breaker.trip()
+                raise DatabaseUnavailable() from error
 
     async def ensure_inspected(self) -> None:
         """Learn how to enforce isolation before the first request runs SQL."""
@@ -211,7 +276,7 @@ class Database:
             try:
                 await self.inspect_isolation()
             except UNREACHABLE as error:
-                raise DatabaseUnavailable from error
+                raise DatabaseUnavailable() from error
 
     async def inspect_isolation(self) -> None:
         """Decide whether transactions must switch role, then check RLS really applies."""
@@ -246,4 +311,5 @@ class Database:
         self.inspected = True
 
     async def dispose(self) -> None:
+        await self.breaker.close()
         await self.engine.dispose()

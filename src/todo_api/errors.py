@@ -220,13 +220,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("database unavailable", extra={"request_id": request_id_of(request)})
+    assert isinstance(exc, DatabaseUnavailable)
+    log.warning(exc.code, extra={"request_id": request_id_of(request)})
     return problem_response(
-        503,
-        "database_unavailable",
-        "The database is not answering; retry shortly.",
-        request_id_of(request),
-        headers={"Retry-After": "2"},
+        503, exc.code, exc.detail, request_id_of(request), headers={"Retry-After": "2"}
     )
 
 

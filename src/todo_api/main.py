@@ -24,7 +24,6 @@ from todo_api.middleware import (
     ErrorSafetyNetMiddleware,
     RequestContextMiddleware,
 )
-from todo_api.migrations import run_migrations
 from todo_api.routes import health, profile, tasks
 from todo_api.services.tasks import CursorCodec
 
@@ -69,6 +68,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     else:
         # Development without configuration: `todo-api serve` has usually started and
         # migrated the embedded server already; joining it again is cheap.
+        from todo_api.migrations import run_migrations  # Alembic is slow to import
+
         url, server = embedded.start(settings.data_dir)
         await run_migrations(url)
     engine, plan = create_engine(url, settings)

@@ -74,7 +74,9 @@ async def test_profile_before_any_write_is_defaults_plus_token_claims(
     assert response.json() == defaults(alice, "alice@example.com", "Alice")
 
 
-async def test_profile_without_claims_has_null_email_and_name(new_user: Callable[..., User]) -> None:
+async def test_profile_without_claims_has_null_email_and_name(
+    new_user: Callable[..., User],
+) -> None:
     carol = new_user()
     response = await carol.get("/api/me")
     assert response.status_code == 200, response.text

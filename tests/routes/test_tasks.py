@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import httpx
@@ -110,7 +111,9 @@ async def test_create_location_resolves_to_the_new_task(alice: User, spelling: s
 
 
 async def test_create_completed_task_stamps_completed_at(alice: User, spelling: str) -> None:
-    response = await alice.post(tasks_url(alice, spelling), json={"title": "Done", "completed": True})
+    response = await alice.post(
+        tasks_url(alice, spelling), json={"title": "Done", "completed": True}
+    )
     assert response.status_code == 201, response.text
     task = response.json()
     assert task["completed"] is True
@@ -232,7 +235,9 @@ async def test_complete_with_empty_object_toggles(alice: User) -> None:
 # --- completed_at and timestamps ---------------------------------------------------------
 
 
-def _completion_requests(user: User, task_id: int, completed: bool) -> dict[str, tuple[str, str, Any]]:
+def _completion_requests(
+    user: User, task_id: int, completed: bool
+) -> dict[str, tuple[str, str, Any]]:
     url = f"{tasks_url(user)}/{task_id}"
     return {
         "complete": ("PATCH", f"{url}/complete", {"completed": completed}),
@@ -445,9 +450,7 @@ async def tied(alice: User, owner_conn: asyncpg.Connection) -> list[dict[str, An
     return tasks
 
 
-def expected_order(
-    tasks: list[dict[str, Any]], sort: str, order: str, status: str
-) -> list[int]:
+def expected_order(tasks: list[dict[str, Any]], sort: str, order: str, status: str) -> list[int]:
     keep = {
         "all": lambda t: True,
         "pending": lambda t: not t["completed"],
@@ -599,3 +602,28 @@ async def test_garbage_cursor_is_422_cursor_invalid(alice: User, cursor: str) ->
 async def test_oversized_cursor_is_422(alice: User) -> None:
     response = await alice.get(tasks_url(alice), params={"cursor": "A" * 5000})
     assert_problem(response, 422, "validation_failed")
+
+
+# --- URLs the server hands out, for user ids that need percent-encoding -----------------
+
+ODD_USER_IDS = ["ada lovelace", "a?b#c", "50%", "x>y", "a;b,c", "ü", "用户", "google-oauth2|1"]
+
+
+@pytest.mark.parametrize("sub", ODD_USER_IDS)
+async def test_location_resolves_for_any_user_id(client: httpx.AsyncClient, sub: str) -> None:
+    user = User(client, sub)
+    await user.delete("/api/me")  # ids are fixed here, so start from an empty account
+    response = await user.post(f"/api/{quote(sub, safe='')}/tasks", json={"title": "t"})
+    assert response.status_code == 201, response.text
+    fetched = await user.get(response.headers["location"])
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.json() == response.json()
+
+
+@pytest.mark.parametrize("sub", ODD_USER_IDS)
+async def test_next_link_works_for_any_user_id(client: httpx.AsyncClient, sub: str) -> None:
+    user = User(client, sub)
+    await user.delete("/api/me")
+    created = [await user.create_task() for _ in range(2)]
+    pages = await collect_pages(user, f"/api/{quote(sub, safe='')}/tasks", limit=1)
+    assert [ids(page) for page in pages] == [[created[1]["id"]], [created[0]["id"]]]

@@ -41,6 +41,8 @@ class ReadinessProbe:
         self._lock = asyncio.Lock()
 
     async def ready(self) -> bool:
+        if self.database.breaker.is_open:
+            return False
         if time.monotonic() - self._checked_at < self.ttl:
             return self._ok
         async with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
@@ -75,7 +76,10 @@ async def list_tasks(
         codec,
     )
     if page.next_cursor is not None:
-        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        # `request.url` carries the decoded path: encode it again so that any user id
+        # (a space, `%`, `>`, non-Latin-1 letters) still makes a valid header.
+        here = request.url.replace(path=quote(request.scope["path"]))
+        next_url = here.include_query_params(cursor=page.next_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return [TaskPublic.model_validate(row) for row in page.rows]
 
@@ -103,7 +107,9 @@ async def create_task(
 ) -> TaskPublic:
     """Create a task for the caller. Answers 201 with the task and its `Location`."""
     row = await service.create_task(session, principal.user_id, data)
-    location = request.url_for("get_task", task_id=row["id"], **request.path_params)
+    # Path parameters arrive decoded; encode them again so any user id makes a valid URL.
+    params = {name: quote(value, safe="") for name, value in request.path_params.items()}
+    location = request.url_for("get_task", task_id=row["id"], **params)
     response.headers["Location"] = str(location)
     return TaskPublic.model_validate(row)
 
