@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_api.auth import RESERVED_USER_IDS, Principal
 from todo_api.db import Database
-from todo_api.errors import Forbidden, NotFound, Unauthorized
+from todo_api.errors import Forbidden, NotFound, Unauthorized, allowed_methods
 from todo_api.schemas.common import MAX_ID
 from todo_api.services.tasks import CursorCodec
 
@@ -49,6 +50,7 @@ CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
 
 
 def check_path_user(
+    request: Request,
     principal: PrincipalDep,
     user_id: Annotated[
         str,
@@ -62,7 +64,11 @@ def check_path_user(
 ) -> None:
     """`/api/{user_id}/...` must name the caller (or use the alias `me`)."""
     if user_id in RESERVED_USER_IDS and user_id != "me":
-        # A resource word with no route of its own here is not a user id.
+        # A resource word is never a user id: `/api/tasks` with a profile method is a
+        # 405 on the task collection; a word with no routes of its own is a 404.
+        allowed = allowed_methods(request)
+        if allowed:
+            raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
         raise NotFound()
     if user_id != "me" and user_id != principal.user_id:
         raise Forbidden(code="user_mismatch")

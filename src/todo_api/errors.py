@@ -10,10 +10,13 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
+from todo_api.auth import RESERVED_USER_IDS
 from todo_api.db import DatabaseUnavailable
 
 log = logging.getLogger("todo_api.errors")
@@ -211,12 +214,42 @@ _HTTP_CODES = {
 }
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router only names the first)."""
+    scope = {"type": "http", "path": request.scope["path"], "method": "", "root_path": ""}
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if not route.methods:
+            continue
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        user_id = child.get("path_params", {}).get("user_id")
+        if user_id in RESERVED_USER_IDS and user_id != "me":
+            continue  # `/api/tasks` is not the profile of a user called "tasks"
+        methods |= set(route.methods)
+    return sorted(methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 400 and isinstance(
+        exc.__cause__, UnicodeDecodeError | RecursionError | ValueError
+    ):
+        # FastAPI reports a body it cannot decode (bad UTF-8, absurd nesting) as a bare
+        # 400; to the client it is the same mistake as malformed JSON.
+        return problem_response(
+            422,
+            "json_invalid",
+            "The request body is not valid UTF-8 JSON.",
+            request_id_of(request),
+            extra={"errors": [{"loc": ["body"], "msg": "invalid JSON", "type": "json_invalid"}]},
+        )
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     code, detail = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
-    return problem_response(
-        exc.status_code, code, detail, request_id_of(request), headers=exc.headers
-    )
+    return problem_response(exc.status_code, code, detail, request_id_of(request), headers=headers)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
