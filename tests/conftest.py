@@ -77,6 +77,8 @@ def owner_url() -> Iterator[str]:
         yield configured
         return
     with tempfile.TemporaryDirectory(prefix="todo-api-test-") as tmp:
+        # Other local services (PgBouncer, running as `postgres`) must reach the socket.
+        Path(tmp).chmod(0o755)
         admin_url, server = embedded.start(Path(tmp), cleanup="delete")
         url = asyncio.run(_provision_embedded(admin_url))
         asyncio.run(_reset_schema(url))
@@ -91,6 +93,11 @@ def make_settings(url: str, **overrides: Any) -> Settings:
         "jwt_secret": TEST_SECRET,
         "database_pool_size": 5,
         "cors_origins": ["https://app.example.com"],
+        # The suite sends thousands of requests from one address and a few users; the
+        # limiter stays on (every response goes through it) with budgets it never
+        # exhausts. Tests of the limits themselves set small ones.
+        "rate_limit_per_minute": 1_000_000,
+        "rate_limit_anon_per_minute": 1_000_000,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
