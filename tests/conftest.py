@@ -46,9 +46,7 @@ async def _provision_embedded(admin_url: str) -> str:
     dsn, kwargs = _asyncpg_dsn(admin_url)
     conn = await asyncpg.connect(dsn, **kwargs)
     try:
-        await conn.execute(
-            f"CREATE ROLE {OWNER_ROLE} LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS"
-        )
+        await conn.execute(f"CREATE ROLE {OWNER_ROLE} LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS")
         await conn.execute(f"CREATE DATABASE {TEST_DB} OWNER {OWNER_ROLE}")
     finally:
         await conn.close()

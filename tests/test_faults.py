@@ -67,7 +67,9 @@ async def test_cut_gives_503_then_recovers_without_losing_writes(
     )
     worst = time.monotonic() - started
     ready = await api.get("/readyz")
-    assert {r.status_code for r in during} == {503}, [r.text for r in during if r.status_code != 503]
+    assert {r.status_code for r in during} == {503}, [
+        r.text for r in during if r.status_code != 503
+    ]
     assert all(r.headers["content-type"] == "application/problem+json" for r in during)
     assert all("retry-after" in r.headers for r in during)
     assert ready.status_code == 503
@@ -83,7 +85,9 @@ async def test_cut_gives_503_then_recovers_without_losing_writes(
         await asyncio.sleep(0.1)
     recovery = time.monotonic() - restored
     assert (await write("after")).status_code == 201
-    print(f"worst latency during the cut: {worst:.2f} s; first success {recovery:.2f} s after restore")
+    print(
+        f"worst latency during the cut: {worst:.2f} s; first success {recovery:.2f} s after restore"
+    )
 
     assert await _count_rows(owner_conn, user) == acknowledged
 
@@ -94,3 +98,56 @@ async def test_slow_database_still_answers(api: httpx.AsyncClient, proxy: FaultP
     response = await api.post("/api/me/tasks", json={"title": "patience"}, headers=headers)
     proxy.delay = 0
     assert response.status_code == 201
+
+
+@pytest.fixture
+async def slow_api(proxy: FaultProxy) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(proxy.url, request_timeout_seconds=0.5)
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=15) as c:
+            yield c
+
+
+async def test_request_over_its_time_limit_gets_503(
+    slow_api: httpx.AsyncClient, proxy: FaultProxy
+) -> None:
+    headers = {"Authorization": f"Bearer {make_token('timeout-user')}"}
+    proxy.delay = 0.4  # every round trip now takes longer than the whole budget
+    response = await slow_api.get("/api/me/tasks", headers=headers)
+    proxy.delay = 0
+    assert response.status_code == 503
+    assert response.json()["code"] == "request_timeout"
+    assert (await slow_api.get("/api/me/tasks", headers=headers)).status_code == 200
+
+
+_SLOW_COMMIT = """
+CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep(1);
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON tasks
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (NEW.title = 'slow commit') EXECUTE FUNCTION slow_commit();
+"""
+
+
+async def test_time_limit_never_cancels_a_commit_in_flight(
+    slow_api: httpx.AsyncClient, owner_conn: asyncpg.Connection
+) -> None:
+    user = "commit-user"
+    headers = {"Authorization": f"Bearer {make_token(user)}"}
+    await owner_conn.execute(_SLOW_COMMIT)
+    try:
+        response = await slow_api.post(
+            "/api/me/tasks", json={"title": "slow commit"}, headers=headers
+        )
+    finally:
+        await owner_conn.execute(
+            "DROP TRIGGER IF EXISTS slow_commit ON tasks; DROP FUNCTION IF EXISTS slow_commit()"
+        )
+    assert response.status_code == 201
+    assert await _count_rows(owner_conn, user) == 1

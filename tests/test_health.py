@@ -30,9 +30,7 @@ async def test_database_down_gives_503_problems_not_500() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             ready = await http.get("/readyz")
             token = make_token("someone")
-            listed = await http.get(
-                "/api/me/tasks", headers={"Authorization": f"Bearer {token}"}
-            )
+            listed = await http.get("/api/me/tasks", headers={"Authorization": f"Bearer {token}"})
             alive = await http.get("/healthz")
     assert ready.status_code == 503
     assert ready.json()["code"] == "database_unavailable"

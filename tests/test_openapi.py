@@ -18,9 +18,7 @@ async def schema(client: httpx.AsyncClient) -> dict[str, Any]:
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [
-        (path, method, op)
-        for path, ops in schema["paths"].items()
-        for method, op in ops.items()
+        (path, method, op) for path, ops in schema["paths"].items() for method, op in ops.items()
     ]
 
 

@@ -139,4 +139,6 @@ async def test_isolation_holds_through_pgbouncer(api: httpx.AsyncClient) -> None
         *(api.get(f"/api/me/tasks/{task['id']}", headers=bob) for _ in range(20))
     )
     assert {r.status_code for r in reads} == {404}
-    assert all(t["title"] != "alice only" for t in (await api.get("/api/me/tasks", headers=bob)).json())
+    assert all(
+        t["title"] != "alice only" for t in (await api.get("/api/me/tasks", headers=bob)).json()
+    )

@@ -53,7 +53,9 @@ async def test_other_context_reads_nothing_even_without_a_filter(
     await _as_user(owner_conn, bob.id)
     try:
         seen = await owner_conn.fetch("SELECT id FROM tasks WHERE id = $1", alices_task["id"])
-        profiles = await owner_conn.fetch("SELECT user_id FROM profiles WHERE user_id <> $1", bob.id)
+        profiles = await owner_conn.fetch(
+            "SELECT user_id FROM profiles WHERE user_id <> $1", bob.id
+        )
     finally:
         await owner_conn.execute("ROLLBACK")
     assert seen == []

@@ -46,7 +46,9 @@ class ServerProcess:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(self.process.stderr.read().decode() if self.process.stderr else "")
+                raise RuntimeError(
+                    self.process.stderr.read().decode() if self.process.stderr else ""
+                )
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self
@@ -92,7 +94,9 @@ async def test_sigterm_during_a_burst_keeps_every_acknowledged_write(
         async def write(i: int) -> None:
             nonlocal created
             try:
-                response = await http.post("/api/me/tasks", json={"title": f"t{i}"}, headers=headers)
+                response = await http.post(
+                    "/api/me/tasks", json={"title": f"t{i}"}, headers=headers
+                )
             except httpx.TransportError:
                 return  # refused or cut before it was acknowledged: nothing was promised
             assert response.status_code in {201, 503}, response.text

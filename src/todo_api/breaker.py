@@ -8,6 +8,7 @@ closes the circuit when the database answers again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -47,7 +48,7 @@ class CircuitBreaker:
         while self.state == "open":
             try:
                 await asyncio.wait_for(self._probe(), timeout=self.timeout)
-            except Exception:  # noqa: BLE001 - any failure means "still down"
+            except Exception:  # any failure means "still down"
                 await asyncio.sleep(self.interval)
                 continue
             down_for = time.monotonic() - (self.opened_at or time.monotonic())
@@ -60,7 +61,5 @@ class CircuitBreaker:
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     database_pool_recycle: int = Field(default=240, ge=10)
     database_connect_timeout: float = Field(default=15.0, gt=0, le=120)
     database_statement_timeout_ms: int = Field(default=10_000, ge=0)
+    request_timeout_seconds: float = Field(default=30.0, ge=0)
     database_pgbouncer: bool | None = None
     data_dir: Path = Path(".todo-api")
 
@@ -59,6 +60,17 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     docs_enabled: bool | None = None
+    metrics_enabled: bool = True
+
+    # Abuse limits: per verified user, and per client address for unauthenticated traffic
+    rate_limit_enabled: bool = True
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    rate_limit_anon_per_minute: int = Field(default=120, ge=1)
+    #: Shared budget across instances; in-memory (per process) without it.
+    redis_url: SecretStr | None = None
+    rate_limit_key_prefix: str = Field(default="todo-api:ratelimit", min_length=1, max_length=100)
+    #: Salt for the user hash in request logs; derived from the auth settings when unset.
+    log_user_salt: SecretStr | None = None
 
     _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(_split_csv)
 

@@ -71,9 +71,8 @@ class DatabaseUnavailable(Exception):
 
 def _is_disconnect(error: BaseException) -> bool:
     if isinstance(error, sa_exc.DBAPIError):
-        return bool(error.connection_invalidated) or isinstance(
-            error, sa_exc.InterfaceError | sa_exc.OperationalError
-        ) and not _is_timeout(error)
+        connection_error = isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError)
+        return bool(error.connection_invalidated) or (connection_error and not _is_timeout(error))
     return isinstance(error, OSError | asyncio.TimeoutError)
 
 
@@ -194,6 +193,8 @@ class Database:
         self.inspected = False
         self._inspect_lock = asyncio.Lock()
         self.breaker = CircuitBreaker(self._probe)
+        #: Requests between asking the pool for a connection and their first statement.
+        self.waiting = 0
 
     async def _probe(self) -> None:
         async with self.engine.connect() as conn:
@@ -252,6 +253,7 @@ class Database:
         it absorbs connections that a serverless database closed while idle.
         """
         for attempt in (1, 2):
+            self.waiting += 1
             try:
                 await self.begin_user_transaction(session, user_id)
                 return
@@ -267,6 +269,8 @@ class Database:
                     continue
                 self.breaker.trip()
                 raise DatabaseUnavailable() from error
+            finally:
+                self.waiting -= 1
 
     async def ensure_inspected(self) -> None:
         """Learn how to enforce isolation before the first request runs SQL."""

@@ -14,6 +14,7 @@ from todo_api.db import Database
 from todo_api.errors import Forbidden, NotFound, Unauthorized, allowed_methods
 from todo_api.schemas.common import MAX_ID
 from todo_api.services.tasks import CursorCodec
+from todo_api.timeouts import COMMITTING
 
 
 def get_principal(request: Request) -> Principal:
@@ -36,6 +37,8 @@ async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterato
     database: Database = request.app.state.database
     async with database.user_session(principal.user_id) as session:
         yield session
+        # From here on the request may not be abandoned by its time limit.
+        request.scope["state"][COMMITTING] = True
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

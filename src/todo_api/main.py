@@ -10,22 +10,28 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.middleware.cors import CORSMiddleware
 
-from todo_api import embedded
+from todo_api import embedded, metrics
 from todo_api.auth import AuthConfig, TokenVerifier
 from todo_api.config import Settings, get_settings
+from todo_api.cors import ProblemCORSMiddleware
 from todo_api.db import Database, DatabaseUnavailable, create_engine, redact
 from todo_api.deps import check_path_user
 from todo_api.errors import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
+from todo_api.metrics import Metrics
 from todo_api.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
     ErrorSafetyNetMiddleware,
+    PathUserMiddleware,
     RequestContextMiddleware,
 )
+from todo_api.ratelimit import RateLimiter, RateLimitMiddleware
+from todo_api.redaction import install_log_redaction
+from todo_api.request_limits import RequestLimitsMiddleware
 from todo_api.routes import health, profile, tasks
 from todo_api.services.tasks import CursorCodec
+from todo_api.timeouts import RequestTimeoutMiddleware
 
 log = logging.getLogger("todo_api")
 
@@ -57,6 +63,14 @@ def _cursor_key(settings: Settings) -> bytes:
         )
     )
     return hashlib.sha256(b"todo-api/cursor/v1|" + material.encode()).digest()
+
+
+def _log_salt(settings: Settings) -> bytes:
+    # Without LOG_USER_SALT, a salt derived from the deployment's auth settings: stable
+    # across instances, and unknown to anyone reading the logs without the secrets.
+    if settings.log_user_salt is not None:
+        return settings.log_user_salt.get_secret_value().encode()
+    return hashlib.sha256(b"todo-api/log-user/v1|" + _cursor_key(settings)).digest()
 
 
 @asynccontextmanager
@@ -93,6 +107,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await verifier.aclose()
         await database.dispose()
+        if app.state.rate_limiter is not None:
+            await app.state.rate_limiter.aclose()
         del server  # the embedded server stops when its last handle is released
 
 
@@ -120,21 +136,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.show_docs else None,
     )
     app.state.settings = settings
+    install_log_redaction()
+    #: `None` when RATE_LIMIT_ENABLED is false; `.degraded` says whether Redis answers.
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
 
     # Literal routes first: `/api/tasks` must never be taken for `/api/{user_id}`.
     app.include_router(health.router)
+    app.state.metrics = Metrics()
+    app.state.metrics.app_state = app.state
+    if settings.metrics_enabled:
+        app.include_router(metrics.router, include_in_schema=False)
     app.include_router(tasks.router, prefix="/api", include_in_schema=False)
     path_user = [Depends(check_path_user)]
     app.include_router(tasks.router, prefix="/api/{user_id}", dependencies=path_user)
     app.include_router(profile.router, prefix="/api/{user_id}", dependencies=path_user)
 
     # Added innermost first: the request meets them in the reverse order.
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
+    app.add_middleware(RequestLimitsMiddleware)
+    app.add_middleware(PathUserMiddleware)
+    app.add_middleware(RateLimitMiddleware)
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorSafetyNetMiddleware)
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=[
@@ -149,7 +176,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=False,
         max_age=600,
     )
-    app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
+    app.add_middleware(
+        RequestContextMiddleware, hsts=settings.is_production, user_salt=_log_salt(settings)
+    )
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -3,6 +3,7 @@ body-size limit and authentication. Each one is a thin wrapper around `send`/`re
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -14,8 +15,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.auth import RESERVED_USER_IDS, TokenError, TokenVerifier, bearer_token
+from todo_api.auth import RESERVED_USER_IDS, Principal, TokenError, TokenVerifier, bearer_token
 from todo_api.errors import problem_body
+from todo_api.ratelimit import limiter_of, send_rate_limited
+from todo_api.redaction import hide_statement_parameters
 
 log = logging.getLogger("todo_api.access")
 error_log = logging.getLogger("todo_api.errors")
@@ -56,12 +59,14 @@ class RequestContextMiddleware:
     """Outermost layer: assigns the request id, adds security headers, logs one line.
 
     The log line carries the route template, never the raw path or query string:
-    both can contain user ids, search text or other personal data.
+    both can contain user ids, search text or other personal data. The caller appears
+    only as `user_hash` (see `user_hash`), enough to follow one user's requests.
     """
 
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False, user_salt: bytes = b"") -> None:
         self.app = app
         self.hsts = hsts
+        self.user_salt = user_salt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,16 +107,34 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            principal = _state(scope).get("principal")
+            elapsed = time.perf_counter() - started
+            template = route_template(scope)
+            metrics = getattr(scope["app"].state, "metrics", None)
+            if metrics is not None:
+                metrics.observe(scope["method"], template, status_holder[0], elapsed)
             log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
-                    "route": route_template(scope),
+                    "route": template,
                     "status": status_holder[0],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "user_hash": user_hash(principal.user_id, self.user_salt)
+                    if isinstance(principal, Principal)
+                    else None,
                 },
             )
+
+
+def user_hash(user_id: str, salt: bytes) -> str:
+    """A stable pseudonym for a user in logs: 16 hex digits of SHA-256(salt, user id).
+
+    Never log the raw id (often an email-like or guessable value); with a per-deployment
+    salt the pseudonym cannot be reversed by hashing candidate ids.
+    """
+    return hashlib.sha256(salt + b"\x00" + user_id.encode()).hexdigest()[:16]
 
 
 def route_template(scope: Scope) -> str:
@@ -152,7 +175,9 @@ class ErrorSafetyNetMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except Exception as error:
+            # A database error's message lists the statement's parameters: task text.
+            hide_statement_parameters(error)
             error_log.exception(
                 "unhandled error", extra={"request_id": _state(scope).get("request_id")}
             )
@@ -232,8 +257,10 @@ class BodyLimitMiddleware:
 class AuthenticationMiddleware:
     """Verifies the bearer token of every `/api` request before anything reads the body.
 
-    It also enforces that `/api/{user_id}/...` names the caller (or `me`): that check
-    belongs before validation so that the precedence is 401 > 403 > 404/422.
+    A refused token is also counted against the client address's budget, so a flood of
+    bad tokens turns into cheap 429s; a verified caller is counted by the rate-limit
+    layer that follows, then `PathUserMiddleware` checks the path names them. The
+    precedence is therefore 401 > 429 > 403 > 404/422.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -258,11 +285,34 @@ class AuthenticationMiddleware:
             )
             if error.code == "token_missing":
                 challenge = 'Bearer realm="todo-api"'
-            await send_problem(
-                scope, send, 401, error.code, error.description, {"WWW-Authenticate": challenge}
-            )
+            limiter = limiter_of(scope)
+            decision = await limiter.hit_address(scope) if limiter is not None else None
+            if decision is not None and not decision.allowed:
+                await send_rate_limited(scope, send, decision)
+                return
+            headers = {"WWW-Authenticate": challenge, **(decision.headers() if decision else {})}
+            await send_problem(scope, send, 401, error.code, error.description, headers)
             return
         _state(scope)["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+class PathUserMiddleware:
+    """`/api/{user_id}/...` must name the verified caller (or `me`), else 403.
+
+    It runs after the rate-limit layer (a flood is 429 before it is 403) and before
+    routing and validation (403 before 404/422).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = _state(scope).get("principal") if scope["type"] == "http" else None
+        if not isinstance(principal, Principal):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
         segments = path.split("/", 3)
         named = segments[2] if len(segments) >= 3 else ""
         if named and named not in RESERVED_USER_IDS and named != principal.user_id:

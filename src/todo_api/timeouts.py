@@ -1,0 +1,76 @@
+"""A per-request time limit that never interrupts a COMMIT.
+
+Statement time is already bounded by the transaction's `statement_timeout`; this
+bounds the whole request (pool waits, slow handlers) at a larger value. When the
+limit passes, the request is cancelled and answered 503 — unless it is committing:
+then the commit is allowed to finish, because cancelling it would leave the client
+not knowing whether its write happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from todo_api.middleware import send_problem
+
+#: Set in the request's state by the session dependency right before it commits.
+COMMITTING = "committing"
+
+
+class RequestTimeoutMiddleware:
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.seconds <= 0:
+            await self.app(scope, receive, send)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        started = False
+        timed_out = False
+        handle: asyncio.TimerHandle | None = None
+
+        def expire() -> None:
+            nonlocal handle, timed_out
+            if started:
+                return  # the response is on its way; let it finish
+            if state.get(COMMITTING):
+                handle = loop.call_later(0.05, expire)  # check again once COMMIT is done
+                return
+            timed_out = True
+            task.cancel()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        handle = loop.call_later(self.seconds, expire)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            if not timed_out:
+                raise
+            if sys.version_info >= (3, 11):
+                task.uncancel()  # the cancellation was ours and is handled here
+            if not started:
+                await send_problem(
+                    scope,
+                    send,
+                    503,
+                    "request_timeout",
+                    "The request took too long and was abandoned; nothing was committed.",
+                    {"Retry-After": "2"},
+                )
+        finally:
+            if handle is not None:
+                handle.cancel()
