@@ -20,7 +20,12 @@ async def test_healthz_is_ok(client: httpx.AsyncClient) -> None:
 async def test_readyz_reports_database_and_isolation(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "isolation": "enforced"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "isolation": "enforced",
+        "jwks": "not_configured",
+    }
 
 
 async def test_database_down_gives_503_problems_not_500() -> None:
@@ -40,3 +45,15 @@ async def test_database_down_gives_503_problems_not_500() -> None:
     assert listed.json()["code"] == "database_unavailable"
     assert "nobody" not in listed.text
     assert alive.status_code == 200
+
+
+async def test_readyz_is_503_while_no_jwks_key_could_be_loaded(owner_url: str) -> None:
+    # Nothing listens on port 1, so the key set can never be fetched.
+    settings = make_settings(owner_url, jwt_secret=None, jwt_jwks_url="http://127.0.0.1:1/jwks")
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["code"] == "jwks_unavailable"

@@ -28,6 +28,7 @@ class Readiness(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
     isolation: Literal["enforced", "not_enforced"]
+    jwks: Literal["ok", "not_configured"]
 
 
 class ReadinessProbe:
@@ -75,7 +76,8 @@ async def healthz() -> Health:
     "/readyz", summary="Readiness", response_model=Readiness, responses=error_responses(503)
 )
 async def readyz(request: Request) -> Readiness:
-    """The database answers (checked at most every few seconds). 503 when it does not."""
+    """Ready to serve: the database answers (checked at most every few seconds) and, when
+    a JWKS source is configured, signing keys have been loaded. 503 otherwise."""
     probe: ReadinessProbe = request.app.state.readiness
     if not await probe.ready():
         raise ServiceUnavailable(
@@ -83,7 +85,17 @@ async def readyz(request: Request) -> Readiness:
             code="database_unavailable",
             headers={"Retry-After": "5"},
         )
+    jwks = request.app.state.verifier.jwks_status
+    if jwks == "unavailable":
+        raise ServiceUnavailable(
+            "No signing keys could be loaded from the JWKS endpoint.",
+            code="jwks_unavailable",
+            headers={"Retry-After": "5"},
+        )
     enforced = probe.database.isolation_enforced
     return Readiness(
-        status="ok", database="ok", isolation="enforced" if enforced else "not_enforced"
+        status="ok",
+        database="ok",
+        isolation="enforced" if enforced else "not_enforced",
+        jwks=jwks,
     )
