@@ -4,15 +4,14 @@ Pure by design: no FastAPI and no database here, so the middleware, the CLI and 
 tests all call the same code. Every refusal is a ``TokenError`` whose ``code`` is
 stable and whose ``description`` is safe to send back (ASCII, no double quote or
 backslash, so it fits inside a ``WWW-Authenticate`` header; never echoes the token).
+Fetching, parsing and caching the JWKS key set lives in ``todo_api.jwks``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
-import ipaddress
 import json
 import logging
 import math
@@ -23,14 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from todo_api.jwks import JwksCache, KeyLookupError, PublicKey, check_jwks_url
 
 if TYPE_CHECKING:
     from todo_api.config import Settings
@@ -56,19 +52,12 @@ ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "ES256", "RS256", "PS256"})
 
 # RFC 6750 b64token; anything else after "Bearer " cannot be a token we issue or accept.
 _B64TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
-_MAX_JWKS_BYTES = 512 * 1024
-_MAX_JWKS_KEYS = 100
-_MIN_RSA_BITS = 2048
-# Private members are dropped before parsing: a JWKS that leaks them must still only
-# ever give us a public key to verify with.
-_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _OPAQUE_DESCRIPTION = (
     "The bearer token is not a JWT (it does not have three dot-separated parts). "
     "This is probably a Better Auth session token; send a JWT from the Better Auth "
     "JWT plugin instead (authClient.token() on the client, or GET /api/auth/token)."
 )
 
-_PublicKey = Ed25519PublicKey | EllipticCurvePublicKey | RSAPublicKey
 # One PyJWS instance; enforcing minimum key lengths turns PyJWT's warning into a refusal.
 _JWS = jwt.PyJWS(options={"verify_signature": True, "enforce_minimum_key_length": True})
 
@@ -133,28 +122,6 @@ def bearer_token(authorization_values: list[bytes]) -> str:
     return token
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_jwks_url(url: str) -> None:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise ValueError(f"JWKS URL {url!r} has no host")
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and _is_loopback_host(parts.hostname):
-        return
-    raise ValueError(
-        f"JWKS URL {url!r} must use https (plain http is allowed only for a loopback host)"
-    )
-
-
 @dataclass(frozen=True)
 class AuthConfig:
     """Where keys come from and which ``iss``/``aud`` each key family must carry."""
@@ -172,7 +139,7 @@ class AuthConfig:
 
     def __post_init__(self) -> None:
         if self.jwks_url is not None:
-            _check_jwks_url(self.jwks_url)
+            check_jwks_url(self.jwks_url)
         # Above 60 s a key rotated in at the provider could be refused for over a minute.
         if not 0 <= self.jwks_refresh_cooldown_seconds <= 60:
             raise ValueError("jwks_refresh_cooldown_seconds must be between 0 and 60")
@@ -208,63 +175,6 @@ class AuthConfig:
     def configured(self) -> bool:
         """True when at least one key source (secret or JWKS) is present."""
         return self.hs256_secret is not None or self.jwks_url is not None
-
-
-@dataclass(frozen=True, slots=True)
-class _JwksKey:
-    kid: str | None
-    algorithms: frozenset[str]
-    key: _PublicKey
-    canonical: str  # the entry as sorted JSON, to tell whether a refresh changed the key set
-
-
-def _parse_jwk(entry: object) -> _JwksKey | None:
-    """One usable verification key, or None for anything we cannot or must not use."""
-    if not isinstance(entry, dict):
-        return None
-    kid = entry.get("kid")
-    use = entry.get("use")
-    declared_alg = entry.get("alg")
-    key_ops = entry.get("key_ops")
-    if (kid is not None and not isinstance(kid, str)) or use not in (None, "sig"):
-        return None
-    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
-        return None
-    public = {k: v for k, v in entry.items() if k not in _PRIVATE_JWK_MEMBERS}
-    canonical = json.dumps(public, sort_keys=True)
-    kty = entry.get("kty")
-    try:
-        key: object
-        if kty == "OKP" and entry.get("crv") == "Ed25519":
-            key, algorithms = OKPAlgorithm.from_jwk(public), frozenset({"EdDSA"})
-        elif kty == "EC" and entry.get("crv") == "P-256":
-            key, algorithms = ECAlgorithm.from_jwk(public), frozenset({"ES256"})
-        elif kty == "RSA":
-            key, algorithms = RSAAlgorithm.from_jwk(public), frozenset({"RS256", "PS256"})
-        else:
-            return None
-    except Exception:  # untrusted input: any parse failure just drops the entry
-        logger.warning("ignoring a malformed JWKS entry (kid=%r)", kid)
-        return None
-    if declared_alg is not None:
-        if not isinstance(declared_alg, str) or declared_alg not in algorithms:
-            return None
-        algorithms = frozenset({declared_alg})
-    if isinstance(key, Ed25519PublicKey):
-        return _JwksKey(kid, algorithms, key, canonical)
-    if isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1):
-        return _JwksKey(kid, algorithms, key, canonical)
-    if isinstance(key, RSAPublicKey) and key.key_size >= _MIN_RSA_BITS:
-        return _JwksKey(kid, algorithms, key, canonical)
-    return None
-
-
-def _parse_jwks(document: object) -> tuple[_JwksKey, ...]:
-    """Usable keys of a JWKS document; raises ValueError if it is not a JWKS at all."""
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise ValueError("the JWKS document is not a JSON object with a 'keys' array")
-    parsed = (_parse_jwk(entry) for entry in document["keys"][:_MAX_JWKS_KEYS])
-    return tuple(key for key in parsed if key is not None)
 
 
 def _b64url_json(segment: str, what: str) -> dict[str, Any]:
@@ -353,7 +263,7 @@ def _check_claims(
     return principal, exp
 
 
-def _verify_signature(token: str, key: bytes | _PublicKey, alg: str) -> dict[str, Any]:
+def _verify_signature(token: str, key: bytes | PublicKey, alg: str) -> dict[str, Any]:
     """Check the signature with exactly one algorithm and key; returns the claims."""
     try:
         decoded = _JWS.decode_complete(token, key=key, algorithms=[alg])
@@ -390,38 +300,45 @@ class TokenVerifier:
         cache_size: int = 4096,
     ) -> None:
         self._config = config
-        self._client = http_client
-        self._owns_client = http_client is None
         self._clock = clock
         self._cache_size = cache_size
         self._cache: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
-        self._keys: tuple[_JwksKey, ...] = ()
-        self._fetched_at: float | None = None
-        self._attempted_at: float | None = None
-        self._inflight: asyncio.Task[None] | None = None
-        self.jwks_refresh_count = 0
+        self._jwks: JwksCache | None = None
+        if config.jwks_url is not None:
+            self._jwks = JwksCache(
+                config.jwks_url,
+                ttl_seconds=config.jwks_ttl_seconds,
+                cooldown_seconds=config.jwks_refresh_cooldown_seconds,
+                timeout_seconds=config.jwks_timeout_seconds,
+                http_client=http_client,
+                # A removed key must stop working at once, cached results included.
+                on_change=self._cache.clear,
+            )
 
     @property
     def jwks_status(self) -> str:
         """``ok`` with a usable JWKS key, ``unavailable`` without one, else ``not_configured``."""
-        if self._config.jwks_url is None:
-            return "not_configured"
-        return "ok" if self._keys else "unavailable"
+        return "not_configured" if self._jwks is None else self._jwks.status
+
+    @property
+    def jwks_refresh_count(self) -> int:
+        """How many JWKS fetches have been started (0 without a JWKS)."""
+        return 0 if self._jwks is None else self._jwks.refresh_count
+
+    @property
+    def _inflight(self) -> bool:
+        # Read by tests that wait for a background JWKS refresh to finish.
+        return self._jwks is not None and self._jwks.refreshing
 
     async def start(self) -> None:
         """Fetch the JWKS once so the first request does not wait; never raises."""
-        if self._config.jwks_url is not None:
-            await self._refresh(wait=True)
+        if self._jwks is not None:
+            await self._jwks.start()
 
     async def aclose(self) -> None:
         """Stop any JWKS fetch in flight and close the HTTP client if we created it."""
-        task, self._inflight = self._inflight, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._jwks is not None:
+            await self._jwks.aclose()
 
     async def verify(self, token: str) -> Principal:
         """Return the principal of a valid token; raise ``TokenError`` for anything else."""
@@ -488,44 +405,23 @@ class TokenVerifier:
         return principal
 
     async def _verify_with_jwks(self, token: str, alg: str, kid: str | None) -> dict[str, Any]:
-        if self._config.jwks_url is None:
+        if self._jwks is None:
             raise TokenError(
                 "token_algorithm_refused",
                 f"{alg} tokens are not accepted: no JWKS (JWT_JWKS_URL, BETTER_AUTH_URL) is set.",
             )
-        if not self._keys:
-            await self._refresh(wait=True)
-        elif time.monotonic() - (self._fetched_at or 0.0) > self._config.jwks_ttl_seconds:
-            # Stale keys keep serving while a background fetch replaces them.
-            self._start_refresh()
-        candidates = self._candidates(alg, kid)
-        if not candidates and kid is not None and any(k.kid == kid for k in self._keys):
-            raise TokenError(
-                "token_algorithm_refused", f"The key named by kid is not usable with {alg}."
-            )
-        if not candidates:
-            await self._refresh(wait=True)
-            candidates = self._candidates(alg, kid)
-        if not candidates:
-            if not self._keys:
-                raise TokenError(
-                    "jwks_unavailable",
-                    "No signing keys could be fetched from the JWKS URL; try again later.",
-                )
-            raise TokenError(
-                "token_key_unknown",
-                "No key in the JWKS matches the token kid and alg, even after a refresh.",
-            )
-        for candidate in candidates[:-1]:
+        try:
+            keys = await self._jwks.keys_for(alg, kid)
+        except KeyLookupError as exc:
+            raise _key_lookup_refusal(exc, alg) from None
+        # Without a kid several keys may fit; only a bad signature moves on to the next.
+        for key in keys[:-1]:
             try:
-                return _verify_signature(token, candidate.key, alg)
+                return _verify_signature(token, key, alg)
             except TokenError as exc:
                 if exc.code != "token_signature_invalid":
                     raise
-        return _verify_signature(token, candidates[-1].key, alg)
-
-    def _candidates(self, alg: str, kid: str | None) -> list[_JwksKey]:
-        return [k for k in self._keys if alg in k.algorithms and (kid is None or k.kid == kid)]
+        return _verify_signature(token, keys[-1], alg)
 
     def _cache_get(self, digest: bytes, now: float) -> Principal | None:
         entry = self._cache.get(digest)
@@ -546,64 +442,19 @@ class TokenVerifier:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _start_refresh(self) -> asyncio.Task[None] | None:
-        """The fetch in flight, a new one if the cool-down allows, else None."""
-        if self._inflight is not None:
-            return self._inflight
-        cooldown = self._config.jwks_refresh_cooldown_seconds
-        if self._attempted_at is not None and time.monotonic() - self._attempted_at < cooldown:
-            return None
-        task = asyncio.get_running_loop().create_task(self._fetch())
-        self._inflight = task
-        task.add_done_callback(self._forget_task)
-        return task
 
-    def _forget_task(self, task: asyncio.Task[None]) -> None:
-        if self._inflight is task:
-            self._inflight = None
-
-    async def _refresh(self, *, wait: bool) -> None:
-        task = self._start_refresh()
-        if task is not None and wait:
-            # Shielded: one caller giving up (client gone) must not cancel the fetch
-            # the other waiting callers share.
-            await asyncio.shield(task)
-
-    async def _fetch(self) -> None:
-        url = self._config.jwks_url
-        assert url is not None
-        self._attempted_at = time.monotonic()
-        self.jwks_refresh_count += 1
-        try:
-            body = await asyncio.wait_for(self._download(url), self._config.jwks_timeout_seconds)
-            keys = _parse_jwks(json.loads(body))
-        except Exception as exc:  # a failed refresh is logged; the cached keys stay in use
-            logger.warning(
-                "JWKS fetch from %s failed (%s: %s); keeping %d cached key(s)",
-                url,
-                type(exc).__name__,
-                exc,
-                len(self._keys),
-            )
-            return
-        self._fetched_at = time.monotonic()
-        if {k.canonical for k in keys} != {k.canonical for k in self._keys}:
-            # A removed key must stop working at once, cached results included.
-            self._cache.clear()
-            logger.info("JWKS key set changed: %d usable key(s)", len(keys))
-        self._keys = keys
-
-    async def _download(self, url: str) -> bytes:
-        if self._client is None:
-            timeout = self._config.jwks_timeout_seconds
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=timeout))
-        headers = {"Accept": "application/jwk-set+json, application/json"}
-        async with self._client.stream("GET", url, headers=headers, follow_redirects=False) as resp:
-            if resp.status_code != 200:
-                raise ValueError(f"HTTP status {resp.status_code}")
-            body = bytearray()
-            async for chunk in resp.aiter_bytes():
-                body += chunk
-                if len(body) > _MAX_JWKS_BYTES:
-                    raise ValueError("the JWKS response is too large")
-        return bytes(body)
+def _key_lookup_refusal(exc: KeyLookupError, alg: str) -> TokenError:
+    """The refusal that tells the client why no JWKS key could verify its token."""
+    if exc.reason == "wrong_alg":
+        return TokenError(
+            "token_algorithm_refused", f"The key named by kid is not usable with {alg}."
+        )
+    if exc.reason == "unavailable":
+        return TokenError(
+            "jwks_unavailable",
+            "No signing keys could be fetched from the JWKS URL; try again later.",
+        )
+    return TokenError(
+        "token_key_unknown",
+        "No key in the JWKS matches the token kid and alg, even after a refresh.",
+    )
