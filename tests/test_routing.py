@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
@@ -75,9 +76,14 @@ async def test_reserved_words_are_never_treated_as_a_user_id(
     assert profile["created_at"] is None  # nothing was written to alice's profile
 
 
+ALIAS_PREFIXES = ("/api/tasks", "/api/lists", "/api/tags", "/api/reminders")
+
+
 def test_task_aliases_are_hidden_from_the_schema(routes: list[Any]) -> None:
-    aliases = [r for r in routes if r.path.startswith("/api/tasks")]
+    aliases = [r for r in routes if r.path.startswith(ALIAS_PREFIXES)]
     assert aliases, "the short /api/tasks aliases are missing"
+    for prefix in ALIAS_PREFIXES:
+        assert any(r.path.startswith(prefix) for r in aliases), f"{prefix} aliases are missing"
     assert all(not r.include_in_schema for r in aliases)
     canonical = [r for r in routes if r.path.startswith("/api/{user_id}")]
     assert canonical
@@ -90,7 +96,25 @@ def test_every_alias_has_a_canonical_twin(routes: list[Any]) -> None:
         for r in routes
         if r.path.startswith("/api/{user_id}/")
     }
-    aliases = [r for r in routes if r.path.startswith("/api/tasks")]
+    aliases = [r for r in routes if r.path.startswith(ALIAS_PREFIXES)]
     for alias in aliases:
         assert (alias.path, frozenset(alias.methods), alias.endpoint) in canonical
     assert len(aliases) == len(canonical)
+
+
+def _calls(dependant: Any) -> Any:
+    yield dependant.call
+    for sub in dependant.dependencies:
+        yield from _calls(sub)
+
+
+def test_no_endpoint_or_dependency_runs_in_a_thread(routes: list[Any]) -> None:
+    # FastAPI runs plain `def` endpoints and dependencies in a worker thread: a
+    # hand-off per call that costs more than the work on a busy server.
+    for route in routes:
+        for call in _calls(route.dependant):
+            if call is None:
+                continue
+            assert inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call), (
+                f"{route.path}: {getattr(call, '__name__', call)} is not async"
+            )

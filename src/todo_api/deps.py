@@ -1,4 +1,8 @@
-"""Dependency aliases: routes read like their signatures."""
+"""Dependency aliases: routes read like their signatures.
+
+Every dependency is `async def`, even when it does no I/O: FastAPI runs plain `def`
+dependencies in a worker thread, and that hand-off costs more than the work itself.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,12 @@ from todo_api.auth import RESERVED_USER_IDS, Principal
 from todo_api.db import Database
 from todo_api.errors import Forbidden, NotFound, Unauthorized, allowed_methods
 from todo_api.schemas.common import MAX_ID
+from todo_api.services.quotas import Quotas
 from todo_api.services.tasks import CursorCodec
 from todo_api.timeouts import COMMITTING
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The caller, as verified by the authentication middleware."""
     principal = request.scope.get("state", {}).get("principal")
     if not isinstance(principal, Principal):
@@ -44,7 +49,7 @@ async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterato
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_cursor_codec(request: Request) -> CursorCodec:
+async def get_cursor_codec(request: Request) -> CursorCodec:
     codec: CursorCodec = request.app.state.cursor_codec
     return codec
 
@@ -52,7 +57,20 @@ def get_cursor_codec(request: Request) -> CursorCodec:
 CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
 
 
-def check_path_user(
+async def get_quotas(request: Request) -> Quotas:
+    """The per-user limits from the settings."""
+    settings = request.app.state.settings
+    return Quotas(
+        tasks=settings.max_tasks_per_user,
+        lists=settings.max_lists_per_user,
+        tags=settings.max_tags_per_user,
+    )
+
+
+QuotasDep = Annotated[Quotas, Depends(get_quotas)]
+
+
+async def check_path_user(
     request: Request,
     principal: PrincipalDep,
     user_id: Annotated[
@@ -78,3 +96,5 @@ def check_path_user(
 
 
 TaskIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Task id (int64).")]
+ListIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="List id (int64).")]
+TagIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Tag id (int64).")]
