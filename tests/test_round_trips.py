@@ -6,14 +6,14 @@ page size.
 
 How it counts: the app connects through a small TCP proxy that parses the frontend side
 of the PostgreSQL protocol and counts every message after which the client waits for
-the server: a simple `Query` (asyncpg sends BEGIN and COMMIT that way) and a `Sync`
-(which closes each extended-protocol exchange: Parse/Describe for a statement not yet
-prepared on that connection, Bind/Execute for running one). SQLAlchemy's engine events
-were not used because they miss exactly the costs this budget is about: the BEGIN the
-asyncpg adapter sends lazily before the first statement, the separate prepare round trip
-of a statement new to a connection, and anything a pool does when a connection is
-returned. Wrapping asyncpg would see more but still trusts the driver's own account; the
-wire cannot be wrong about what crossed it.
+the server: a simple `Query` (asyncpg sends BEGIN and COMMIT that way), a `Sync` (which
+closes an extended-protocol exchange such as Bind/Execute) and a `Flush` (asyncpg sends
+Parse/Describe/Flush and waits, to prepare a statement new to the connection).
+SQLAlchemy's engine events were not used because they miss exactly the costs this
+budget is about: the BEGIN the asyncpg adapter sends lazily before the first statement,
+the separate prepare round trip of a statement new to a connection, and anything a pool
+does when a connection is returned. Wrapping asyncpg would see more but still trusts the
+driver's own account; the wire cannot be wrong about what crossed it.
 
 Counts are taken in steady state: each request is sent once to warm the connection's
 statement cache (a statement's first use on a connection costs one extra Parse round
@@ -156,8 +156,10 @@ class WireCounter:
                     batch.append(f"prepare: {sql}")
                 elif kind == "B":
                     batch.append(f"execute: {statements.get(fields[1].decode(), '?')}")
-                elif kind == "S":
-                    self.trips.append("; ".join(batch) or "sync")
+                elif kind in "SH":
+                    # Sync ends an exchange; asyncpg also waits after a Flush, which is
+                    # how it asks for a new statement's description before binding it.
+                    self.trips.append("; ".join(batch) or ("sync" if kind == "S" else "flush"))
                     batch.clear()
 
         return feed
