@@ -72,13 +72,13 @@ def serve(
     from todo_api.logs import configure_logging
 
     settings = Settings()
+    if not settings.auth_configured and not _is_loopback(host):
+        raise _fail(
+            "No authentication is configured (JWT_SECRET, BETTER_AUTH_SECRET, "
+            "BETTER_AUTH_URL or JWT_JWKS_URL); refusing to listen beyond this machine."
+        )
     configure_logging()
     if not settings.auth_configured:
-        if not _is_loopback(host):
-            raise _fail(
-                "No authentication is configured (JWT_SECRET, BETTER_AUTH_SECRET, "
-                "BETTER_AUTH_URL or JWT_JWKS_URL); refusing to listen beyond this machine."
-            )
         # Set before any worker starts, so they all verify with the same key.
         os.environ["JWT_SECRET"] = dev_secret(settings.data_dir)
         typer.echo(

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     #: Salt for the user hash in request logs; derived from the auth settings when unset.
     log_user_salt: SecretStr | None = None
 
+    # Per-user quotas (checked against counters on the profile row, never by counting)
+    max_tasks_per_user: int = Field(default=10_000, ge=1)
+    max_lists_per_user: int = Field(default=200, ge=1)
+    max_tags_per_user: int = Field(default=500, ge=1)
+
     _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(_split_csv)
 
     @field_validator("jwt_secret", "better_auth_secret")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -45,12 +46,20 @@ _LIBPQ_ONLY = {
 }
 
 
-#: Errors that mean "the database cannot be reached", as opposed to a bad query.
+#: Errors that mean "the connection to the database is gone", as opposed to a bad query.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+#: What a failing connect or first statement can raise.
 UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
-    sa_exc.InterfaceError,
-    sa_exc.OperationalError,
+    sa_exc.DBAPIError,
 )
 
 _QUERY_CANCELED = "57014"  # statement_timeout fired
@@ -69,11 +78,21 @@ class DatabaseUnavailable(Exception):
         super().__init__(detail)
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and what it wraps (SQLAlchemy keeps the driver's error in `orig`)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return seen
+
+
 def _is_disconnect(error: BaseException) -> bool:
-    if isinstance(error, sa_exc.DBAPIError):
-        connection_error = isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError)
-        return bool(error.connection_invalidated) or (connection_error and not _is_timeout(error))
-    return isinstance(error, OSError | asyncio.TimeoutError)
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return any(isinstance(cause, _CONNECTION_ERRORS) for cause in _causes(error))
 
 
 def _is_timeout(error: BaseException) -> bool:
@@ -174,6 +193,8 @@ def create_engine(url: str, settings: Settings) -> tuple[AsyncEngine, Connection
         # Neon suspends idle computes after five minutes; recycle before that.
         pool_recycle=settings.database_pool_recycle,
         pool_pre_ping=False,
+        # Statement parameters are user data (task text): never in logs or error messages.
+        hide_parameters=True,
     )
     return engine, plan
 
@@ -263,6 +284,8 @@ class Database:
                     "database_busy", "The service is at capacity; retry shortly."
                 ) from error
             except UNREACHABLE as error:
+                if not _is_disconnect(error):
+                    raise
                 await session.rollback()
                 invalidated = isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
                 if attempt == 1 and invalidated:
@@ -280,6 +303,8 @@ class Database:
             try:
                 await self.inspect_isolation()
             except UNREACHABLE as error:
+                if not _is_disconnect(error):
+                    raise
                 raise DatabaseUnavailable() from error
 
     async def inspect_isolation(self) -> None:

@@ -29,7 +29,7 @@ from todo_api.middleware import (
 from todo_api.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.redaction import install_log_redaction
 from todo_api.request_limits import RequestLimitsMiddleware
-from todo_api.routes import health, profile, tasks
+from todo_api.routes import health, lists, profile, reminders, tags, tasks
 from todo_api.services.tasks import CursorCodec
 from todo_api.timeouts import RequestTimeoutMiddleware
 
@@ -147,14 +147,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.app_state = app.state
     if settings.metrics_enabled:
         app.include_router(metrics.router, include_in_schema=False)
-    app.include_router(tasks.router, prefix="/api", include_in_schema=False)
+    resources = (tasks.router, lists.router, tags.router, reminders.router)
+    for router in resources:
+        app.include_router(router, prefix="/api", include_in_schema=False)
     path_user = [Depends(check_path_user)]
-    app.include_router(tasks.router, prefix="/api/{user_id}", dependencies=path_user)
+    for router in resources:
+        app.include_router(router, prefix="/api/{user_id}", dependencies=path_user)
     app.include_router(profile.router, prefix="/api/{user_id}", dependencies=path_user)
 
     # Added innermost first: the request meets them in the reverse order.
-    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
+    # Inside the time limit: it reads JSON bodies, and a client trickling one in must
+    # not hold the request open beyond REQUEST_TIMEOUT_SECONDS.
     app.add_middleware(RequestLimitsMiddleware)
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(PathUserMiddleware)
     app.add_middleware(RateLimitMiddleware)
     app.add_middleware(AuthenticationMiddleware)
@@ -182,6 +187,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "integer"}}
+
+
+def _rate_limited() -> dict[str, Any]:
+    return {
+        "description": "Too Many Requests: the caller's (or, without a valid token, the "
+        "client address's) budget is spent.",
+        "headers": {
+            "Retry-After": _header("Seconds until a request will be accepted again."),
+            "RateLimit-Limit": _header("Requests allowed per minute."),
+            "RateLimit-Remaining": _header("Requests left in the budget: 0."),
+            "RateLimit-Reset": _header("Seconds until the whole budget is available again."),
+        },
+    }
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -218,6 +240,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operation in operations.values():
             if path.startswith("/api"):
                 operation["security"] = [{"bearerAuth": []}]
+                # Middleware answers these for any API operation; document them there.
+                operation["responses"].setdefault("429", _rate_limited())
+                if "requestBody" in operation:
+                    operation["responses"].setdefault("413", {"description": "Content Too Large"})
             for code, response in operation.get("responses", {}).items():
                 if code[:1] in {"4", "5"}:
                     response["content"] = problem_content

@@ -1,18 +1,30 @@
-"""Table models. Request and response shapes live in `todo_api.schemas`."""
+"""Table models. Request and response shapes live in `todo_api.schemas`.
+
+Every user-owned table carries `user_id`; parent tables are `UNIQUE (user_id, id)` and
+every link between two user-owned rows is a composite `(user_id, x_id)` foreign key, so a
+row can never point at another user's row and a foreign-key error never reveals that
+someone else's id exists.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Sequence,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -30,13 +42,27 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
+#: Positions of new (and moved-to-the-end) tasks: `s` + 19 decimal digits of this
+#: sequence, a valid fractional-index key (`services/positions.py`) that sorts after
+#: every key generated before it, so appending never needs to read the list.
+POSITION_SEQUENCE = Sequence("tasks_position_seq", metadata=SQLModel.metadata)
+POSITION_DEFAULT = text("('s' || lpad(nextval('tasks_position_seq')::text, 19, '0'))")
+
 
 def _now_column(name: str) -> Column[datetime]:
     return Column(name, DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+def _counter(name: str) -> Column[int]:
+    return Column(name, Integer, nullable=False, server_default=text("0"))
+
+
 class Profile(SQLModel, table=True):
-    """A user's settings. The row appears on the user's first write; reads never create it."""
+    """A user's settings. The row appears on the user's first write; reads never create it.
+
+    The counters are kept exact by statement-level triggers on tasks, lists and tags
+    (migration 0002), so quotas are checked without counting rows.
+    """
 
     __tablename__ = "profiles"
     __table_args__ = (
@@ -50,6 +76,69 @@ class Profile(SQLModel, table=True):
     )
     created_at: datetime = Field(sa_column=_now_column("created_at"))
     updated_at: datetime = Field(sa_column=_now_column("updated_at"))
+    task_count: int = Field(default=0, sa_column=_counter("task_count"))
+    list_count: int = Field(default=0, sa_column=_counter("list_count"))
+    tag_count: int = Field(default=0, sa_column=_counter("tag_count"))
+
+
+class TaskList(SQLModel, table=True):
+    """A list (project). A task belongs to one list or to none (the inbox)."""
+
+    __tablename__ = "lists"
+    __table_args__ = (
+        UniqueConstraint("user_id", "id"),
+        CheckConstraint("char_length(name) BETWEEN 1 AND 100", name="name_length"),
+        Index("ix_lists_user_id_created_at_id", "user_id", "created_at", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    user_id: str = Field(
+        sa_column=Column(Text, ForeignKey("profiles.user_id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    created_at: datetime = Field(sa_column=_now_column("created_at"))
+    updated_at: datetime = Field(sa_column=_now_column("updated_at"))
+
+
+class Tag(SQLModel, table=True):
+    """A tag; `name_key` (NFKC + casefold, computed by the service) makes names unique
+    per user without regard to case."""
+
+    __tablename__ = "tags"
+    __table_args__ = (
+        UniqueConstraint("user_id", "id"),
+        UniqueConstraint("user_id", "name_key"),
+        CheckConstraint("char_length(name) BETWEEN 1 AND 50", name="name_length"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    user_id: str = Field(
+        sa_column=Column(Text, ForeignKey("profiles.user_id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(sa_column=Column(String(50), nullable=False))
+    name_key: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_now_column("created_at"))
+
+
+class TaskTag(SQLModel, table=True):
+    """A task carries a tag. Both links are composite, so both rows are the same user's."""
+
+    __tablename__ = "task_tags"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "task_id", "tag_id"),
+        ForeignKeyConstraint(
+            ["user_id", "task_id"], ["tasks.user_id", "tasks.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["user_id", "tag_id"], ["tags.user_id", "tags.id"], ondelete="CASCADE"
+        ),
+        # Tasks by tag (filters) and tag counts; the primary key serves tags by task.
+        Index("ix_task_tags_user_id_tag_id_task_id", "user_id", "tag_id", "task_id"),
+    )
+
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    task_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    tag_id: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class Task(SQLModel, table=True):
@@ -57,16 +146,73 @@ class Task(SQLModel, table=True):
 
     __tablename__ = "tasks"
     __table_args__ = (
-        # Lets later tables point at a task with a composite (user_id, task_id) key,
+        # Lets other rows point at a task with a composite (user_id, task_id) key,
         # so a row can never reference another user's task.
         UniqueConstraint("user_id", "id"),
         CheckConstraint("char_length(title) BETWEEN 1 AND 200", name="title_length"),
+        CheckConstraint("priority BETWEEN 0 AND 3", name="priority_range"),
+        CheckConstraint("due_date IS NULL OR due_at IS NULL", name="due_exclusive"),
+        CheckConstraint(
+            "(due_sort_at IS NULL) = (due_date IS NULL AND due_at IS NULL)", name="due_sort_at_set"
+        ),
+        CheckConstraint("recurrence IS NULL OR due_sort_at IS NOT NULL", name="recurrence_due"),
+        CheckConstraint("repeat_from IN ('due', 'completion')", name="repeat_from_value"),
+        CheckConstraint("parent_id <> id", name="parent_not_self"),
+        ForeignKeyConstraint(["user_id", "list_id"], ["lists.user_id", "lists.id"]),
+        ForeignKeyConstraint(
+            ["user_id", "parent_id"], ["tasks.user_id", "tasks.id"], ondelete="CASCADE"
+        ),
+        # SET NULL on one column of a composite key (PostgreSQL >= 15): deleting a past
+        # occurrence keeps the current one and only forgets the link.
+        ForeignKeyConstraint(
+            ["user_id", "previous_occurrence_id"],
+            ["tasks.user_id", "tasks.id"],
+            ondelete="SET NULL (previous_occurrence_id)",
+        ),
+        # At most one next occurrence per task: double completion is harmless.
+        UniqueConstraint("user_id", "previous_occurrence_id"),
+        # Manual order: one fractional position per list (the inbox is list NULL). Also
+        # the index behind `list_id=...&sort=position` and the list foreign key.
+        UniqueConstraint("user_id", "list_id", "position", postgresql_nulls_not_distinct=True),
         Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
         Index(
             "ix_tasks_user_id_completed_created_at_id", "user_id", "completed", "created_at", "id"
         ),
         Index("ix_tasks_user_id_title_id", "user_id", "title", "id"),
         Index("ix_tasks_user_id_completed_title_id", "user_id", "completed", "title", "id"),
+        Index(
+            "ix_tasks_user_id_completed_updated_at_id", "user_id", "completed", "updated_at", "id"
+        ),
+        Index("ix_tasks_user_id_completed_priority_id", "user_id", "completed", "priority", "id"),
+        Index("ix_tasks_user_id_due_sort_at_id", "user_id", "due_sort_at", "id"),
+        Index(
+            "ix_tasks_user_id_completed_due_sort_at_id",
+            "user_id",
+            "completed",
+            "due_sort_at",
+            "id",
+        ),
+        # Subtasks of a task (and the cascade when a parent is deleted).
+        Index("ix_tasks_user_id_parent_id_position", "user_id", "parent_id", "position"),
+        # Due reminders: only the rows a poll can return.
+        Index(
+            "ix_tasks_due_reminders",
+            "user_id",
+            "remind_at",
+            "id",
+            postgresql_where=text(
+                "remind_at IS NOT NULL AND reminder_dismissed_at IS NULL AND NOT completed"
+            ),
+        ),
+        # `q`: case-insensitive substring search (pg_trgm), scoped by user (btree_gin).
+        Index(
+            "ix_tasks_search",
+            "user_id",
+            "title",
+            "description",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops", "description": "gin_trgm_ops"},
+        ),
     )
 
     id: int | None = Field(
@@ -87,7 +233,43 @@ class Task(SQLModel, table=True):
     )
     created_at: datetime = Field(sa_column=_now_column("created_at"))
     updated_at: datetime = Field(sa_column=_now_column("updated_at"))
+    #: 0 none, 1 low, 2 medium, 3 high.
+    priority: int = Field(
+        default=0, sa_column=Column(SmallInteger, nullable=False, server_default=text("0"))
+    )
+    #: An all-day due date, or (exclusively) a due instant.
+    due_date: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    due_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    #: `due_at`, or the start of `due_date` in the profile's time zone: the sort key.
+    due_sort_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    recurrence: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    repeat_from: str = Field(
+        default="due",
+        sa_column=Column(String(10), nullable=False, server_default=text("'due'")),
+    )
+    previous_occurrence_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
+    remind_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    reminder_dismissed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    list_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    parent_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    #: Fractional index, compared bytewise (`COLLATE "C"`), unique within a list.
+    position: str = Field(
+        sa_column=Column(Text(collation="C"), nullable=False, server_default=POSITION_DEFAULT)
+    )
 
 
 profiles_table = Profile.__table__  # type: ignore[attr-defined]
 tasks_table = Task.__table__  # type: ignore[attr-defined]
+lists_table = TaskList.__table__  # type: ignore[attr-defined]
+tags_table = Tag.__table__  # type: ignore[attr-defined]
+task_tags_table = TaskTag.__table__  # type: ignore[attr-defined]

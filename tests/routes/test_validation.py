@@ -342,12 +342,17 @@ async def test_unknown_public_route_is_404_problem(client: httpx.AsyncClient) ->
 WRONG_METHODS = [
     ("POST", "/api/me/tasks/1"),
     ("PUT", "/api/me/tasks"),
-    ("DELETE", "/api/me/tasks"),
+    ("PATCH", "/api/me/tasks"),
     ("POST", "/api/me"),
     ("PUT", "/api/me"),
     ("GET", "/api/me/tasks/1/complete"),
     ("POST", "/api/tasks/1"),
     ("PUT", "/api/tasks"),
+    ("PUT", "/api/me/lists"),
+    ("POST", "/api/me/lists/1"),
+    ("POST", "/api/me/tags/1"),
+    ("GET", "/api/me/tasks/1/move"),
+    ("GET", "/api/me/reminders/1/dismiss"),
 ]
 
 
@@ -360,9 +365,13 @@ async def test_wrong_method_is_405_problem(alice: User, method: str, path: str) 
     ("path", "allowed"),
     [
         ("/api/me/tasks/1", {"GET", "PUT", "PATCH", "DELETE"}),
-        ("/api/me/tasks", {"GET", "POST"}),
+        ("/api/me/tasks", {"GET", "POST", "DELETE"}),
         ("/api/me", {"GET", "PATCH", "DELETE"}),
         ("/api/me/tasks/1/complete", {"PATCH"}),
+        ("/api/me/tasks/1/move", {"POST"}),
+        ("/api/me/lists", {"GET", "POST"}),
+        ("/api/me/lists/1", {"GET", "PATCH", "DELETE"}),
+        ("/api/me/tags/1", {"PATCH", "DELETE"}),
     ],
 )
 async def test_405_allow_header_lists_every_supported_method(
@@ -374,11 +383,27 @@ async def test_405_allow_header_lists_every_supported_method(
     assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
 
 
-@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
-async def test_profile_methods_on_task_alias_collection_are_405(alice: User, method: str) -> None:
+@pytest.mark.parametrize("path", ["/api/tasks", "/api/lists", "/api/tags", "/api/reminders"])
+async def test_profile_patch_on_alias_collections_is_405(alice: User, path: str) -> None:
     # `/api/tasks` is the task list; it must never be taken for the profile of user "tasks".
-    response = await alice.request(method, "/api/tasks", json={})
+    response = await alice.request("PATCH", path, json={})
     assert_problem(response, 405, "method_not_allowed")
+
+
+async def test_delete_on_the_task_alias_collection_never_erases_the_profile(alice: User) -> None:
+    # `DELETE /api/tasks` is "clear completed tasks", which needs `status=completed`.
+    task = await alice.create_task("stays")
+    response = await alice.request("DELETE", "/api/tasks", json={})
+    problem = assert_problem(response, 422, "validation_failed")
+    assert problem["errors"][0]["loc"] == ["query", "status"]
+    assert (await alice.get(f"/api/me/tasks/{task['id']}")).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/lists", "/api/tags", "/api/reminders"])
+async def test_profile_delete_on_alias_collections_is_405(alice: User, path: str) -> None:
+    task = await alice.create_task("stays")
+    assert_problem(await alice.request("DELETE", path), 405, "method_not_allowed")
+    assert (await alice.get(f"/api/me/tasks/{task['id']}")).status_code == 200
 
 
 # --- request ids -------------------------------------------------------------------------

@@ -7,24 +7,36 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from todo_api.deps import CursorCodecDep, PrincipalDep, SessionDep, TaskIdPath
+from todo_api.deps import CursorCodecDep, PrincipalDep, QuotasDep, SessionDep, TaskIdPath
 from todo_api.errors import error_responses
+from todo_api.schemas.batch import BatchRequest, BatchResponse
+from todo_api.schemas.common import MAX_ID, Line
 from todo_api.schemas.tasks import (
+    DEFAULT_ORDER,
+    ClearableStatus,
+    DeletedCount,
     SortOrder,
+    TagMode,
+    TaskCompleted,
     TaskCompletion,
     TaskCreate,
+    TaskMove,
     TaskPublic,
     TaskReplace,
     TaskSort,
     TaskStatus,
     TaskUpdate,
 )
+from todo_api.schemas.values import DueValue, Priority, TagName
+from todo_api.services import batch as batch_service
+from todo_api.services import positions, task_writes
 from todo_api.services import tasks as service
 
 router = APIRouter(tags=["tasks"])
 
 MAX_PAGE = 200
 _ONE = error_responses(401, 403, 404, 422)
+_WRITE_ONE = error_responses(401, 403, 404, 409, 422)
 
 
 @router.get(
@@ -55,26 +67,82 @@ async def list_tasks(
     sort: Annotated[TaskSort, Query(description="Sort key; `id` breaks ties.")] = TaskSort.created,
     order: Annotated[
         SortOrder | None,
-        Query(description="Default: `desc` for `created` (newest first), `asc` for `title`."),
+        Query(
+            description="Default: `desc` for `created`, `updated` and `priority` (newest, "
+            "highest first), `asc` otherwise. NULL due dates always come last."
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size (max 200).")] = 50,
     cursor: Annotated[
         str | None,
         Query(max_length=1024, description='From the previous page\'s `Link: rel="next"`.'),
     ] = None,
+    q: Annotated[
+        Line | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Case-insensitive substring of the title or the description.",
+            examples=["milk"],
+        ),
+    ] = None,
+    priority: Annotated[
+        list[Priority] | None, Query(description="Repeatable: any of these priorities.")
+    ] = None,
+    tag: Annotated[
+        list[TagName] | None,
+        Query(max_length=20, description="Repeatable (`tag=a&tag=b`); see `tag_mode`."),
+    ] = None,
+    tag_mode: Annotated[
+        TagMode, Query(description="`any`: at least one of the tags; `all`: every one.")
+    ] = TagMode.any,
+    list_id: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Tasks of this list; `0`: the inbox.")
+    ] = None,
+    parent_id: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_ID, description="Subtasks of this task; `0`: top-level tasks."),
+    ] = None,
+    due_after: Annotated[
+        DueValue | None,
+        Query(description="Due at or after (a date means its start in the profile's zone)."),
+    ] = None,
+    due_before: Annotated[
+        DueValue | None,
+        Query(description="Due strictly before (a date means its start in the profile's zone)."),
+    ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(
+            description="Open and past due; an all-day task once its day has ended in the "
+            "profile's time zone."
+        ),
+    ] = None,
+    has_due: Annotated[bool | None, Query(description="With (or without) a due date.")] = None,
 ) -> list[TaskPublic]:
     """The caller's tasks as a plain JSON array, one page at a time.
 
     Pagination is keyset-based: follow the `Link` header's `rel="next"` URL until it
-    is absent. A cursor is bound to the sort and filters it was issued for.
+    is absent. A cursor is bound to the sort, the filters and the user it was issued
+    for. `sort=position` is the manual order: meaningful among siblings (combine
+    `list_id` and `parent_id`), and within a list it keeps every sibling group in order.
     """
-    effective_order = order or (SortOrder.desc if sort is TaskSort.created else SortOrder.asc)
-    page = await service.list_tasks(
-        session,
-        principal.user_id,
-        service.ListQuery(status_filter, sort, effective_order, limit, cursor),
-        codec,
+    filters = service.TaskFilters(
+        q=q,
+        priorities=tuple(priority or ()),
+        tags=tuple(tag or ()),
+        tag_mode=tag_mode,
+        list_id=list_id,
+        parent_id=parent_id,
+        due_before=due_before,
+        due_after=due_after,
+        overdue=overdue,
+        has_due=has_due,
     )
+    query = service.ListQuery(
+        status_filter, sort, order or DEFAULT_ORDER[sort], limit, cursor, filters
+    )
+    page = await service.list_tasks(session, principal.user_id, query, codec)
     if page.next_cursor is not None:
         # `request.url` carries the decoded path: encode it again so that any user id
         # (a space, `%`, `>`, non-Latin-1 letters) still makes a valid header.
@@ -90,7 +158,7 @@ async def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     responses={
-        **error_responses(401, 403, 413, 422),
+        **error_responses(401, 403, 409, 413, 422),
         201: {
             "headers": {
                 "Location": {"description": "The new task's URL.", "schema": {"type": "string"}}
@@ -103,15 +171,60 @@ async def create_task(
     response: Response,
     principal: PrincipalDep,
     session: SessionDep,
+    quotas: QuotasDep,
     data: TaskCreate,
 ) -> TaskPublic:
-    """Create a task for the caller. Answers 201 with the task and its `Location`."""
-    row = await service.create_task(session, principal.user_id, data)
+    """Create a task for the caller, at the end of its list (or of its parent's subtasks).
+    Answers 201 with the task and its `Location`; 409 `quota_tasks`/`quota_tags` when the
+    account is full; 422 `list_not_found`/`parent_not_found` for ids the caller does not
+    own."""
+    row = await task_writes.create_task(session, principal.user_id, data, quotas)
     # Path parameters arrive decoded; encode them again so any user id makes a valid URL.
     params = {name: quote(value, safe="") for name, value in request.path_params.items()}
     location = request.url_for("get_task", task_id=row["id"], **params)
     response.headers["Location"] = str(location)
     return TaskPublic.model_validate(row)
+
+
+@router.delete(
+    "/tasks",
+    summary="Clear completed tasks",
+    response_model=DeletedCount,
+    responses=error_responses(401, 403, 422),
+)
+async def clear_completed(
+    principal: PrincipalDep,
+    session: SessionDep,
+    status_filter: Annotated[
+        ClearableStatus,
+        Query(alias="status", description="Required, and only `completed` is accepted."),
+    ],
+    list_id: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Only in this list; `0`: the inbox.")
+    ] = None,
+) -> DeletedCount:
+    """Delete every completed task (with its subtasks). `status=completed` is required so
+    that a bare `DELETE /tasks` can never empty an account."""
+    deleted = await task_writes.delete_completed(session, principal.user_id, list_id)
+    return DeletedCount(deleted=deleted)
+
+
+@router.post(
+    "/tasks/batch",
+    summary="Apply up to 100 changes atomically",
+    response_model=BatchResponse,
+    responses=error_responses(401, 403, 404, 409, 413, 422),
+)
+async def apply_batch(
+    principal: PrincipalDep, session: SessionDep, quotas: QuotasDep, data: BatchRequest
+) -> BatchResponse:
+    """Create, update, complete and delete tasks in one transaction: all or nothing.
+
+    Each result carries the status the operation would have had on its own. When one
+    fails, nothing is applied and the error (with the status of that failure) names the
+    operation in `index`."""
+    results = await batch_service.apply_batch(session, principal.user_id, data, quotas)
+    return BatchResponse(results=results)
 
 
 @router.get("/tasks/{task_id}", summary="Get a task", response_model=TaskPublic, responses=_ONE)
@@ -120,23 +233,35 @@ async def get_task(principal: PrincipalDep, session: SessionDep, task_id: TaskId
     return TaskPublic.model_validate(await service.get_task(session, principal.user_id, task_id))
 
 
-@router.put("/tasks/{task_id}", summary="Replace a task", response_model=TaskPublic, responses=_ONE)
+@router.put(
+    "/tasks/{task_id}", summary="Replace a task", response_model=TaskPublic, responses=_WRITE_ONE
+)
 async def replace_task(
-    principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath, data: TaskReplace
+    principal: PrincipalDep,
+    session: SessionDep,
+    quotas: QuotasDep,
+    task_id: TaskIdPath,
+    data: TaskReplace,
 ) -> TaskPublic:
-    """Replace `title`, `description` and `completed`; omitted ones take their defaults."""
-    row = await service.replace_task(session, principal.user_id, task_id, data)
+    """Replace `title`, `description` and `completed` (omitted ones take their defaults).
+    Every other field keeps its value."""
+    row = await task_writes.replace_task(session, principal.user_id, task_id, data, quotas)
     return TaskPublic.model_validate(row)
 
 
 @router.patch(
-    "/tasks/{task_id}", summary="Update a task", response_model=TaskPublic, responses=_ONE
+    "/tasks/{task_id}", summary="Update a task", response_model=TaskPublic, responses=_WRITE_ONE
 )
 async def update_task(
-    principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath, data: TaskUpdate
+    principal: PrincipalDep,
+    session: SessionDep,
+    quotas: QuotasDep,
+    task_id: TaskIdPath,
+    data: TaskUpdate,
 ) -> TaskPublic:
-    """Change only the fields sent."""
-    row = await service.update_task(session, principal.user_id, task_id, data)
+    """Change only the fields sent. `tags` replaces the whole set; `list_id`/`parent_id`
+    move the task to the end of that list or parent (subtasks follow)."""
+    row = await task_writes.update_task(session, principal.user_id, task_id, data, quotas)
     return TaskPublic.model_validate(row)
 
 
@@ -148,24 +273,45 @@ async def update_task(
     responses=error_responses(401, 403, 404, 422),
 )
 async def delete_task(principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath) -> None:
-    """Delete the task for good."""
-    await service.delete_task(session, principal.user_id, task_id)
+    """Delete the task for good, with its subtasks."""
+    await task_writes.delete_task(session, principal.user_id, task_id)
 
 
 @router.patch(
     "/tasks/{task_id}/complete",
     summary="Toggle or set completion",
-    response_model=TaskPublic,
-    responses=_ONE,
+    response_model=TaskCompleted,
+    responses=_WRITE_ONE,
 )
 async def complete_task(
     principal: PrincipalDep,
     session: SessionDep,
+    quotas: QuotasDep,
     task_id: TaskIdPath,
     data: Annotated[TaskCompletion | None, Body()] = None,
-) -> TaskPublic:
+) -> TaskCompleted:
     """Without a body (or without `completed`) flip completion; with
-    `{"completed": true|false}` set it. `completed_at` follows."""
+    `{"completed": true|false}` set it. `completed_at` follows.
+
+    Completing an occurrence of a recurring task creates the next one
+    (`next_occurrence_id`); `open_subtask_ids` lists the subtasks still open."""
     completed = data.completed if data is not None else None
-    row = await service.set_completion(session, principal.user_id, task_id, completed)
+    row = await task_writes.set_completion(session, principal.user_id, task_id, completed, quotas)
+    return TaskCompleted.model_validate(row)
+
+
+@router.post(
+    "/tasks/{task_id}/move",
+    summary="Reorder or move a task",
+    response_model=TaskPublic,
+    responses=_WRITE_ONE,
+)
+async def move_task(
+    principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath, data: TaskMove
+) -> TaskPublic:
+    """Place the task `before` or `after` a sibling, and/or in another list (`list_id`,
+    null: the inbox) or under another parent (`parent_id`, null: top level). Without an
+    anchor it goes to the end. Only the moved task's position changes; subtasks follow
+    it to another list."""
+    row = await positions.move_task(session, principal.user_id, task_id, data)
     return TaskPublic.model_validate(row)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import DateTime, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_api.auth import Principal
+from todo_api.models import lists_table as lst
 from todo_api.models import profiles_table as p
+from todo_api.models import tags_table as tg
 from todo_api.models import tasks_table as t
 from todo_api.schemas.profile import ProfilePublic, ProfileUpdate
 
@@ -42,10 +44,20 @@ async def get_profile(session: AsyncSession, principal: Principal) -> ProfilePub
 async def update_profile(
     session: AsyncSession, principal: Principal, data: ProfileUpdate
 ) -> ProfilePublic:
-    """Upsert the fields the client sent, in one statement."""
+    """Upsert the fields the client sent, in one statement (plus one re-sorting the
+    all-day tasks when the time zone is sent)."""
     values = data.model_dump(exclude_unset=True)
     if "timezone" in values and values["timezone"] is None:
         values["timezone"] = "UTC"  # null resets the zone to its default
+    if "timezone" in values:
+        # All-day tasks sort (and fall overdue) from the start of their day in the zone.
+        # Before the profile upsert: task rows, then the profile row, is the lock order
+        # of every other write.
+        await session.execute(
+            update(t)
+            .where(t.c.user_id == principal.user_id, t.c.due_date.is_not(None))
+            .values(due_sort_at=func.timezone(values["timezone"], cast(t.c.due_date, DateTime())))
+        )
     insert_stmt = insert(p).values(user_id=principal.user_id, **values)
     upsert = insert_stmt.on_conflict_do_update(
         index_elements=[p.c.user_id],
@@ -57,5 +69,7 @@ async def update_profile(
 
 async def erase_user(session: AsyncSession, user_id: str) -> None:
     """Delete everything stored for the user. The next request starts a fresh account."""
-    await session.execute(delete(t).where(t.c.user_id == user_id))
-    await session.execute(delete(p).where(p.c.user_id == user_id))
+    # Children first: tasks (their tags links and subtasks go with them), then tags and
+    # lists, then the profile, whose counters the deletes above keep updating.
+    for table in (t, tg, lst, p):
+        await session.execute(delete(table).where(table.c.user_id == user_id))

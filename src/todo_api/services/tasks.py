@@ -1,4 +1,9 @@
-"""Task rules and queries. Every statement is scoped to the caller's user id."""
+"""Task reads: the columns a task response needs, get-one and the list query.
+
+Every statement is scoped to the caller's user id, and every read is one statement:
+the tags (names) and the next occurrence's id come from correlated subqueries in the
+same SELECT, never from a query per task. Writes live in `task_writes.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +12,65 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, case, delete, false, func, insert, select, true, tuple_, update
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Select,
+    Text,
+    and_,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_api.errors import NotFound, Unprocessable
+from todo_api.models import profiles_table as p
+from todo_api.models import tags_table as tg
+from todo_api.models import task_tags_table as tt
 from todo_api.models import tasks_table as t
-from todo_api.schemas.tasks import (
-    SortOrder,
-    TaskCreate,
-    TaskReplace,
-    TaskSort,
-    TaskStatus,
-    TaskUpdate,
-)
-from todo_api.services.profiles import ensure_profile
+from todo_api.schemas.tasks import SortOrder, TagMode, TaskSort, TaskStatus
+from todo_api.schemas.values import Priority, tag_key
+from todo_api.services import clock
 
-#: The columns a task response needs, in one place.
-_COLUMNS = (
+_next = t.alias("next_task")
+
+#: Tag names of the task in the enclosing statement, sorted case-insensitively.
+TAGS = func.array(
+    select(tg.c.name)
+    .join(tt, and_(tt.c.user_id == tg.c.user_id, tt.c.tag_id == tg.c.id))
+    .where(tt.c.user_id == t.c.user_id, tt.c.task_id == t.c.id)
+    .order_by(tg.c.name_key)
+    .correlate(t)
+    .scalar_subquery(),
+    type_=ARRAY(Text),
+).label("tags")
+
+#: The occurrence created when this one was completed (unique, so at most one).
+NEXT_OCCURRENCE = (
+    select(_next.c.id)
+    .where(_next.c.user_id == t.c.user_id, _next.c.previous_occurrence_id == t.c.id)
+    .correlate(t)
+    .scalar_subquery()
+    .label("next_occurrence_id")
+)
+
+#: The stored columns a task response needs (plus `due_sort_at`, the cursor's key).
+STORED = (
     t.c.id,
     t.c.user_id,
     t.c.title,
@@ -38,16 +79,83 @@ _COLUMNS = (
     t.c.completed_at,
     t.c.created_at,
     t.c.updated_at,
+    t.c.priority,
+    t.c.due_date,
+    t.c.due_at,
+    t.c.due_sort_at,
+    t.c.recurrence,
+    t.c.repeat_from,
+    t.c.previous_occurrence_id,
+    t.c.remind_at,
+    t.c.reminder_dismissed_at,
+    t.c.list_id,
+    t.c.parent_id,
+    t.c.position,
 )
+#: Everything a task response needs, for SELECT and for UPDATE ... RETURNING.
+COLUMNS = (*STORED, TAGS, NEXT_OCCURRENCE)
 
 
 def readable(user_id: str) -> Select[Any]:
     """The starting point of every task query: the caller's tasks and nobody else's."""
-    return select(*_COLUMNS).where(t.c.user_id == user_id)
+    return select(*COLUMNS).where(t.c.user_id == user_id)
 
 
 def task_not_found(task_id: int) -> NotFound:
     return NotFound(f"No task with id {task_id} exists for this user.", code="task_not_found")
+
+
+def profile_zone(user_id: str) -> Any:
+    """The caller's IANA time zone as a scalar subquery (UTC before the first write)."""
+    zone = select(p.c.timezone).where(p.c.user_id == user_id).scalar_subquery()
+    return func.coalesce(zone, literal("UTC"))
+
+
+def start_of_day(day: date, zone: Any) -> Any:
+    """The instant `day` begins in `zone` (DST-correct: PostgreSQL's time zone rules)."""
+    return func.timezone(zone, cast(literal(day, Date), DateTime(timezone=False)))
+
+
+def _due_bound(value: date | datetime, zone: Any) -> Any:
+    if isinstance(value, datetime):
+        return literal(value, DateTime(timezone=True))
+    return start_of_day(value, zone)
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    """The list endpoint's filters besides `status`. `list_id=0` is the inbox and
+    `parent_id=0` the top level. Due bounds are half-open: `[due_after, due_before)`."""
+
+    q: str | None = None
+    priorities: tuple[Priority, ...] = ()
+    tags: tuple[str, ...] = ()
+    tag_mode: TagMode = TagMode.any
+    list_id: int | None = None
+    parent_id: int | None = None
+    due_before: date | datetime | None = None
+    due_after: date | datetime | None = None
+    overdue: bool | None = None
+    has_due: bool | None = None
+
+    def binding(self) -> list[Any]:
+        """Every filter, normalised: a cursor is only valid for exactly these."""
+        return [
+            self.q,
+            sorted(priority.value for priority in self.priorities),
+            sorted({tag_key(name) for name in self.tags}),
+            self.tag_mode.value,
+            self.list_id,
+            self.parent_id,
+            _bound_text(self.due_before),
+            _bound_text(self.due_after),
+            self.overdue,
+            self.has_due,
+        ]
+
+
+def _bound_text(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 @dataclass(frozen=True)
@@ -59,6 +167,7 @@ class ListQuery:
     order: SortOrder
     limit: int
     cursor: str | None
+    filters: TaskFilters = field(default_factory=TaskFilters)
 
 
 @dataclass(frozen=True)
@@ -70,28 +179,30 @@ class TaskPage:
 class CursorCodec:
     """Opaque keyset cursors, signed so that a tampered one is refused.
 
-    A cursor names the last row of a page by its sort key and id, and records the
-    sort and filters it was made for: reusing it with other parameters is an error.
+    A cursor names the last row of a page by its sort key and id, and records the sort
+    and filters it was made for: reusing it with other parameters is an error. The MAC
+    also covers the user id, so a cursor issued to one user is invalid for another.
     """
 
     def __init__(self, key: bytes) -> None:
         self._key = key
 
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:12]
+    def _mac(self, user_id: str, payload: bytes) -> bytes:
+        message = user_id.encode("utf-8", "surrogatepass") + b"\x00" + payload
+        return hmac.new(self._key, message, hashlib.sha256).digest()[:12]
 
-    def encode(self, binding: list[str], key: list[Any]) -> str:
+    def encode(self, user_id: str, binding: list[Any], key: list[Any]) -> str:
         payload = orjson.dumps([binding, key])
-        token = base64.urlsafe_b64encode(payload + self._mac(payload)).rstrip(b"=")
+        token = base64.urlsafe_b64encode(payload + self._mac(user_id, payload)).rstrip(b"=")
         return token.decode()
 
-    def decode(self, cursor: str, binding: list[str]) -> list[Any]:
+    def decode(self, user_id: str, cursor: str, binding: list[Any]) -> list[Any]:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (binascii.Error, ValueError):
             raise _bad_cursor() from None
         payload, mac = raw[:-12], raw[-12:]
-        if len(raw) <= 12 or not hmac.compare_digest(mac, self._mac(payload)):
+        if len(raw) <= 12 or not hmac.compare_digest(mac, self._mac(user_id, payload)):
             raise _bad_cursor()
         stored_binding, key = orjson.loads(payload)
         if stored_binding != binding:
@@ -100,7 +211,7 @@ class CursorCodec:
                 "start again from the first page.",
                 code="cursor_mismatch",
             )
-        if not isinstance(key, list):
+        if not isinstance(key, list) or len(key) != 2 or not isinstance(key[1], int):
             raise _bad_cursor()
         return key
 
@@ -109,59 +220,171 @@ def _bad_cursor() -> Unprocessable:
     return Unprocessable("The cursor is not one this server issued.", code="cursor_invalid")
 
 
-def _sort_column(sort: TaskSort) -> Any:
-    return t.c.created_at if sort is TaskSort.created else t.c.title
+_SORT_COLUMNS = {
+    TaskSort.created: t.c.created_at,
+    TaskSort.updated: t.c.updated_at,
+    TaskSort.title: t.c.title,
+    TaskSort.due_date: t.c.due_sort_at,
+    TaskSort.priority: t.c.priority,
+    TaskSort.position: t.c.position,
+}
+_TIME_SORTS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
 
 
 def _cursor_value(sort: TaskSort, row: RowMapping) -> Any:
-    if sort is TaskSort.created:
-        value: datetime = row["created_at"]
-        return value.isoformat()
-    return row["title"]
+    value = row[_SORT_COLUMNS[sort].name]
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _parse_cursor_value(sort: TaskSort, value: Any) -> Any:
-    if not isinstance(value, str):
-        raise _bad_cursor()
-    if sort is TaskSort.created:
+    if value is None and sort is TaskSort.due_date:
+        return None
+    if sort in _TIME_SORTS:
+        if not isinstance(value, str):
+            raise _bad_cursor()
         try:
             return datetime.fromisoformat(value)
         except ValueError:
             raise _bad_cursor() from None
+    expected = int if sort is TaskSort.priority else str
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise _bad_cursor()
     return value
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern (backslash is the escape character)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _overdue(user_id: str) -> Any:
+    """Open, due in the past; an all-day task only once its day has ended in the
+    profile's time zone. Never NULL, so it can be negated."""
+    now = literal(clock.now(), DateTime(timezone=True))
+    today = cast(func.timezone(profile_zone(user_id), now), Date)
+    return and_(
+        t.c.completed == false(),
+        t.c.due_sort_at.is_not(None),
+        t.c.due_sort_at < now,
+        or_(t.c.due_date.is_(None), t.c.due_date < today),
+    )
+
+
+def apply_filters(
+    stmt: Select[Any], user_id: str, status: TaskStatus, filters: TaskFilters
+) -> Select[Any]:
+    """`stmt` restricted to the tasks the filters select."""
+    if status is TaskStatus.pending:
+        stmt = stmt.where(t.c.completed == false())
+    elif status is TaskStatus.completed:
+        stmt = stmt.where(t.c.completed == true())
+    if filters.q is not None:
+        pattern = f"%{escape_like(filters.q)}%"
+        stmt = stmt.where(
+            or_(t.c.title.ilike(pattern, escape="\\"), t.c.description.ilike(pattern, escape="\\"))
+        )
+    if filters.priorities:
+        stmt = stmt.where(t.c.priority.in_(sorted({p.rank for p in filters.priorities})))
+    if filters.tags:
+        keys = sorted({tag_key(name) for name in filters.tags})
+        tagged = (
+            select(tt.c.task_id)
+            .join(tg, and_(tg.c.user_id == tt.c.user_id, tg.c.id == tt.c.tag_id))
+            .where(tt.c.user_id == user_id, tg.c.name_key.in_(keys))
+        )
+        if filters.tag_mode is TagMode.all and len(keys) > 1:
+            tagged = tagged.group_by(tt.c.task_id).having(func.count() == len(keys))
+        stmt = stmt.where(t.c.id.in_(tagged))
+    if filters.list_id is not None:
+        stmt = stmt.where(
+            t.c.list_id.is_(None) if filters.list_id == 0 else t.c.list_id == filters.list_id
+        )
+    if filters.parent_id is not None:
+        stmt = stmt.where(
+            t.c.parent_id.is_(None)
+            if filters.parent_id == 0
+            else t.c.parent_id == filters.parent_id
+        )
+    if filters.due_after is not None:
+        stmt = stmt.where(t.c.due_sort_at >= _due_bound(filters.due_after, profile_zone(user_id)))
+    if filters.due_before is not None:
+        stmt = stmt.where(t.c.due_sort_at < _due_bound(filters.due_before, profile_zone(user_id)))
+    if filters.has_due is not None:
+        has = t.c.due_sort_at.is_not(None)
+        stmt = stmt.where(has if filters.has_due else t.c.due_sort_at.is_(None))
+    if filters.overdue is not None:
+        overdue = _overdue(user_id)
+        stmt = stmt.where(overdue if filters.overdue else not_(overdue))
+    return stmt
+
+
+def _ordered(stmt: Select[Any], column: Any, descending: bool, limit: int) -> Select[Any]:
+    if descending:
+        return stmt.order_by(column.desc(), t.c.id.desc()).limit(limit)
+    return stmt.order_by(column.asc(), t.c.id.asc()).limit(limit)
+
+
+def _after(column: Any, value: Any, task_id: int, descending: bool) -> Any:
+    key, bound = tuple_(column, t.c.id), tuple_(value, task_id)
+    return key < bound if descending else key > bound
+
+
+def _page_statement(
+    stmt: Select[Any], sort: TaskSort, descending: bool, limit: int, key: list[Any] | None
+) -> Select[Any]:
+    column = _SORT_COLUMNS[sort]
+    if sort is not TaskSort.due_date:
+        if key is not None:
+            stmt = stmt.where(_after(column, key[0], key[1], descending))
+        return _ordered(stmt, column, descending, limit)
+    # NULLs last in both directions: the dated tasks in order, then the undated ones by
+    # id. Two index range scans instead of one OR that no index can serve.
+    undated = stmt.where(column.is_(None))
+    if key is not None and key[0] is None:
+        undated = undated.where(t.c.id < key[1] if descending else t.c.id > key[1])
+        return _ordered(undated, t.c.id, descending, limit)
+    dated = stmt.where(column.is_not(None))
+    if key is not None:
+        dated = dated.where(_after(column, key[0], key[1], descending))
+    both = union_all(
+        _ordered(dated, column, descending, limit), _ordered(undated, t.c.id, descending, limit)
+    ).subquery("page")
+    last = both.c.due_sort_at.is_(None)
+    direction = (
+        (both.c.due_sort_at.desc(), both.c.id.desc())
+        if descending
+        else (
+            both.c.due_sort_at.asc(),
+            both.c.id.asc(),
+        )
+    )
+    return select(both).order_by(last, *direction).limit(limit)
+
+
+def list_statement(user_id: str, query: ListQuery, key: list[Any] | None = None) -> Select[Any]:
+    """The one SELECT behind a page (`limit + 1` rows; `key`: the cursor's sort key and
+    id). Also what `bench/explain.py` explains."""
+    stmt = apply_filters(readable(user_id), user_id, query.status, query.filters)
+    descending = query.order is SortOrder.desc
+    return _page_statement(stmt, query.sort, descending, query.limit + 1, key)
 
 
 async def list_tasks(
     session: AsyncSession, user_id: str, query: ListQuery, codec: CursorCodec
 ) -> TaskPage:
     """One page of the caller's tasks, keyset-paginated with `id` as the tie-break."""
-    column = _sort_column(query.sort)
-    descending = query.order is SortOrder.desc
-    binding = [query.sort.value, query.order.value, query.status.value]
-
-    stmt = readable(user_id)
-    if query.status is TaskStatus.pending:
-        stmt = stmt.where(t.c.completed == false())
-    elif query.status is TaskStatus.completed:
-        stmt = stmt.where(t.c.completed == true())
+    binding = [query.sort.value, query.order.value, query.status.value, *query.filters.binding()]
+    key = None
     if query.cursor is not None:
-        key = codec.decode(query.cursor, binding)
-        if len(key) != 2 or not isinstance(key[1], int):
-            raise _bad_cursor()
-        after = tuple_(column, t.c.id)
-        bound = tuple_(_parse_cursor_value(query.sort, key[0]), key[1])
-        stmt = stmt.where(after < bound if descending else after > bound)
-    if descending:
-        stmt = stmt.order_by(column.desc(), t.c.id.desc())
-    else:
-        stmt = stmt.order_by(column.asc(), t.c.id.asc())
-    rows = (await session.execute(stmt.limit(query.limit + 1))).mappings().all()
+        key = codec.decode(user_id, query.cursor, binding)
+        key = [_parse_cursor_value(query.sort, key[0]), key[1]]
+    rows = (await session.execute(list_statement(user_id, query, key))).mappings().all()
 
     next_cursor = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         last = rows[-1]
-        next_cursor = codec.encode(binding, [_cursor_value(query.sort, last), last["id"]])
+        next_cursor = codec.encode(user_id, binding, [_cursor_value(query.sort, last), last["id"]])
     return TaskPage(rows=rows, next_cursor=next_cursor)
 
 
@@ -171,87 +394,3 @@ async def get_task(session: AsyncSession, user_id: str, task_id: int) -> RowMapp
     if row is None:
         raise task_not_found(task_id)
     return row
-
-
-async def create_task(session: AsyncSession, user_id: str, data: TaskCreate) -> RowMapping:
-    await ensure_profile(session, user_id)
-    stmt = (
-        insert(t)
-        .values(
-            user_id=user_id,
-            title=data.title,
-            description=data.description,
-            completed=data.completed,
-            completed_at=func.now() if data.completed else None,
-        )
-        .returning(*_COLUMNS)
-    )
-    return (await session.execute(stmt)).mappings().one()
-
-
-def _completed_at(completed: Any) -> Any:
-    """Keep `completed_at` when a task stays completed; stamp it when it becomes so."""
-    return case((completed, func.coalesce(t.c.completed_at, func.now())), else_=None)
-
-
-async def _update(
-    session: AsyncSession, user_id: str, task_id: int, values: dict[str, Any]
-) -> RowMapping:
-    stmt = (
-        update(t)
-        .where(and_(t.c.user_id == user_id, t.c.id == task_id))
-        .values(**values, updated_at=func.now())
-        .returning(*_COLUMNS)
-    )
-    row = (await session.execute(stmt)).mappings().first()
-    if row is None:
-        raise task_not_found(task_id)
-    return row
-
-
-async def replace_task(
-    session: AsyncSession, user_id: str, task_id: int, data: TaskReplace
-) -> RowMapping:
-    """PUT: the Phase II fields take the given values (or their defaults)."""
-    return await _update(
-        session,
-        user_id,
-        task_id,
-        {
-            "title": data.title,
-            "description": data.description,
-            "completed": data.completed,
-            "completed_at": _completed_at(data.completed),
-        },
-    )
-
-
-async def update_task(
-    session: AsyncSession, user_id: str, task_id: int, data: TaskUpdate
-) -> RowMapping:
-    """PATCH: only the fields the client sent change."""
-    sent = data.model_dump(exclude_unset=True)
-    if not sent:
-        return await get_task(session, user_id, task_id)
-    if "completed" in sent:
-        sent["completed_at"] = _completed_at(sent["completed"])
-    return await _update(session, user_id, task_id, sent)
-
-
-async def set_completion(
-    session: AsyncSession, user_id: str, task_id: int, completed: bool | None
-) -> RowMapping:
-    """Toggle completion, or set it when `completed` is given."""
-    target: Any = ~t.c.completed if completed is None else completed
-    return await _update(
-        session,
-        user_id,
-        task_id,
-        {"completed": target, "completed_at": _completed_at(target)},
-    )
-
-
-async def delete_task(session: AsyncSession, user_id: str, task_id: int) -> None:
-    stmt = delete(t).where(and_(t.c.user_id == user_id, t.c.id == task_id)).returning(t.c.id)
-    if (await session.execute(stmt)).first() is None:
-        raise task_not_found(task_id)

@@ -1,0 +1,279 @@
+"""EXPLAIN (ANALYZE, BUFFERS) of the task queries at scale, as the application role.
+
+    uv run python bench/explain.py --url postgresql://postgres@127.0.0.1:5432/todo_explain \\
+        --create --users 950 --tasks-per-user 1000 --heavy-tasks 50000
+
+`--create` drops and recreates that (throwaway, loopback-only) database, migrates it and
+seeds it with `bench/seed.py`'s generator, then gives the tasks the fields of the full
+task model: lists, tags, priorities, due dates (all-day and timed) and reminders.
+Without `--create` the database is used as it is.
+
+Each query is built by the service code itself (`services.tasks.list_statement`,
+`services.reminders`), compiled for asyncpg and explained inside a transaction that
+runs as `todo_api_app` with `app.user_id` set, exactly as a request does, for an
+ordinary user and for the heaviest one. The report (plans, the indexes they use and
+their execution times) is printed and written to `bench/results/explain-<time>.md`.
+The URL's role must be a superuser or BYPASSRLS (seeding uses COPY; see seed.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import seed as seeding
+
+from todo_api.db import APP_ROLE
+from todo_api.migrations import run_migrations
+from todo_api.schemas.tasks import SortOrder, TaskSort, TaskStatus
+from todo_api.services.reminders import due_reminders_statement
+from todo_api.services.tasks import ListQuery, TaskFilters, list_statement
+
+RESULTS = Path(__file__).resolve().parent / "results"
+_INDEX = re.compile(
+    r"(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)"
+)
+_TIME = re.compile(r"Execution Time: ([\d.]+) ms")
+
+# Gives the seeded tasks the new fields, deterministically from their ids: 5 lists per
+# user with about 70% of the tasks, 8 tags per user on about half of the tasks, every
+# priority, about 30% all-day due dates and 10% timed ones spread around "now", and a
+# reminder on a third of the timed ones.
+ENRICH = [
+    """
+    INSERT INTO lists (user_id, name)
+    SELECT user_id, 'List ' || n FROM profiles, generate_series(1, 5) AS n
+    """,
+    """
+    INSERT INTO tags (user_id, name, name_key)
+    SELECT user_id, 'tag' || n, 'tag' || n FROM profiles, generate_series(1, 8) AS n
+    """,
+    """
+    WITH numbered AS (
+        SELECT id, user_id, row_number() OVER (PARTITION BY user_id ORDER BY id) AS n
+        FROM lists
+    )
+    UPDATE tasks SET
+        list_id = numbered.id,
+        priority = (tasks.id * 7919) % 4,
+        due_date = CASE WHEN tasks.id % 10 < 3
+            THEN (now() + ((tasks.id % 60) - 30) * interval '1 day')::date END,
+        due_at = CASE WHEN tasks.id % 10 = 3
+            THEN date_trunc('hour', now()) + ((tasks.id % 1440) - 720) * interval '1 hour' END,
+        remind_at = CASE WHEN tasks.id % 30 = 3
+            THEN date_trunc('hour', now()) + ((tasks.id % 1440) - 721) * interval '1 hour' END
+    FROM numbered
+    WHERE numbered.user_id = tasks.user_id AND numbered.n = tasks.id % 7 + 1
+    """,
+    """
+    UPDATE tasks SET
+        priority = (tasks.id * 7919) % 4,
+        due_date = CASE WHEN tasks.id % 10 < 3
+            THEN (now() + ((tasks.id % 60) - 30) * interval '1 day')::date END
+    WHERE list_id IS NULL
+    """,
+    """
+    UPDATE tasks SET due_sort_at = coalesce(
+        tasks.due_at, tasks.due_date::timestamp AT TIME ZONE profiles.timezone)
+    FROM profiles
+    WHERE profiles.user_id = tasks.user_id
+      AND (tasks.due_date IS NOT NULL OR tasks.due_at IS NOT NULL)
+    """,
+    """
+    INSERT INTO task_tags (user_id, task_id, tag_id)
+    SELECT tasks.user_id, tasks.id, tags.id
+    FROM tasks JOIN tags ON tags.user_id = tasks.user_id
+     AND tags.name_key IN ('tag' || (tasks.id % 8 + 1), 'tag' || ((tasks.id / 8) % 8 + 1))
+    WHERE tasks.id % 2 = 0
+    """,
+]
+
+
+@dataclass(frozen=True)
+class Explained:
+    user: str
+    name: str
+    plan: str
+    indexes: list[str]
+    milliseconds: float
+
+
+def _database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+async def create_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    if not re.fullmatch(r"\w+", name):
+        raise SystemExit(f"refusing a database name that needs quoting: {name!r}")
+    admin = await asyncpg.connect(_database(url, "postgres"))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+
+
+async def populate(url: str, users: int, tasks_per_user: int, heavy_tasks: int) -> None:
+    await run_migrations(url)
+    conn = await asyncpg.connect(url)
+    try:
+        started = time.perf_counter()
+        # Build the secondary indexes once, after every row is in place.
+        rebuild = await seeding._drop_secondary_indexes(conn, "tasks")
+        await seeding.seed(
+            conn, users=users, tasks_per_user=tasks_per_user, heavy_tasks=heavy_tasks
+        )
+        for statement in ENRICH:
+            await conn.execute(statement)
+        print(f"  enriched in {time.perf_counter() - started:.1f} s since the seed began")
+        await conn.execute("SET maintenance_work_mem = '512MB'")
+        for definition in rebuild:
+            await conn.execute(definition)
+        for table in ("profiles", "lists", "tags", "task_tags", "tasks"):
+            await conn.execute(f"VACUUM (ANALYZE) {table}")
+        print(f"  indexes and statistics ready after {time.perf_counter() - started:.1f} s")
+    finally:
+        await conn.close()
+
+
+def queries(list_id: int, now: datetime) -> dict[str, ListQuery]:
+    """Name -> the list query of one request (first page, 50 tasks)."""
+    today = now.date()
+
+    def page(status: TaskStatus, sort: TaskSort, order: SortOrder, **filters: Any) -> Any:
+        return ListQuery(status, sort, order, 50, None, TaskFilters(**filters))
+
+    pending, everything = TaskStatus.pending, TaskStatus.all
+    asc, desc = SortOrder.asc, SortOrder.desc
+    named = {"default list (created desc)": page(everything, TaskSort.created, desc)}
+    defaults = {
+        TaskSort.created: desc,
+        TaskSort.updated: desc,
+        TaskSort.title: asc,
+        TaskSort.due_date: asc,
+        TaskSort.priority: desc,
+        TaskSort.position: asc,
+    }
+    for sort, order in defaults.items():
+        named[f"status=pending sort={sort.value}"] = page(pending, sort, order)
+    named["status=pending sort=due_date desc"] = page(pending, TaskSort.due_date, desc)
+    named["list_id sort=position"] = page(everything, TaskSort.position, asc, list_id=list_id)
+    named["list_id top level, pending"] = page(
+        pending, TaskSort.position, asc, list_id=list_id, parent_id=0
+    )
+    named["one tag"] = page(everything, TaskSort.created, desc, tags=("tag3",))
+    named["q=milk"] = page(everything, TaskSort.created, desc, q="milk")
+    named["q=passport (rare)"] = page(everything, TaskSort.created, desc, q="passport")
+    named["overdue"] = page(pending, TaskSort.due_date, asc, overdue=True)
+    named["due this week"] = page(
+        pending, TaskSort.due_date, asc, due_after=today, due_before=today + timedelta(days=7)
+    )
+    return named
+
+
+async def explain(conn: asyncpg.Connection, user_id: str, statement: Any) -> tuple[str, float]:
+    compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    params = [compiled.params[name] for name in compiled.positiontup]
+    async with conn.transaction():
+        # As a request: the application role, with this user's context.
+        await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
+        await conn.execute("SELECT set_config('app.user_id', $1, true)", user_id)
+        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", *params)
+    plan = "\n".join(row[0] for row in rows)
+    found = _TIME.search(plan)
+    return plan, float(found.group(1)) if found else float("nan")
+
+
+async def run(url: str) -> list[Explained]:
+    conn = await asyncpg.connect(url)
+    try:
+        total = await conn.fetchval("SELECT count(*) FROM tasks")
+        users = await conn.fetch(
+            """
+            SELECT user_id, task_count FROM profiles
+            WHERE task_count > 0 ORDER BY task_count DESC
+            """
+        )
+        heavy = users[0]
+        ordinary = users[len(users) // 2]
+        print(
+            f"{total:,} tasks; heaviest user {heavy['task_count']:,} tasks, "
+            f"ordinary user {ordinary['task_count']:,}"
+        )
+        now = datetime.now(timezone.utc)
+        results = []
+        for label, row in (("ordinary", ordinary), ("heaviest", heavy)):
+            user_id = row["user_id"]
+            list_id = await conn.fetchval(
+                "SELECT id FROM lists WHERE user_id = $1 ORDER BY id LIMIT 1", user_id
+            )
+            statements = {
+                name: list_statement(user_id, query)
+                for name, query in queries(list_id or 0, now).items()
+            }
+            statements["due reminders"] = due_reminders_statement(user_id, now, 50)
+            for name, statement in statements.items():
+                await explain(conn, user_id, statement)  # warm the cache, as in production
+                plan, ms = await explain(conn, user_id, statement)
+                indexes = sorted(set(_INDEX.findall(plan)))
+                results.append(Explained(label, name, plan, indexes, ms))
+        return results
+    finally:
+        await conn.close()
+
+
+def report(results: list[Explained]) -> str:
+    lines = ["| user | query | indexes used | execution |", "|---|---|---|---|"]
+    for item in results:
+        lines.append(
+            f"| {item.user} | {item.name} | {', '.join(item.indexes) or 'none'} | "
+            f"{item.milliseconds:.2f} ms |"
+        )
+    summary = "\n".join(lines)
+    plans = "\n\n".join(f"### {r.user}: {r.name}\n\n```\n{r.plan}\n```" for r in results)
+    return f"# EXPLAIN (ANALYZE, BUFFERS)\n\n{summary}\n\n## Plans\n\n{plans}\n"
+
+
+async def main(args: argparse.Namespace) -> None:
+    seeding.require_loopback(args.url)
+    if args.create:
+        await create_database(args.url)
+        await populate(args.url, args.users, args.tasks_per_user, args.heavy_tasks)
+    results = await run(args.url)
+    text = report(results)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = RESULTS / f"explain-{stamp}.md"
+    out.write_text(text)
+    print(text.split("## Plans")[0])
+    print(f"plans: {out}")
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--url", required=True, help="superuser/BYPASSRLS URL, loopback only")
+    parser.add_argument("--create", action="store_true", help="drop, create, migrate, seed")
+    parser.add_argument("--users", type=int, default=950)
+    parser.add_argument("--tasks-per-user", type=int, default=1000)
+    parser.add_argument("--heavy-tasks", type=int, default=50_000)
+    asyncio.run(main(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])

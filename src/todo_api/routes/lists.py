@@ -1,0 +1,115 @@
+"""List (project) endpoints. Mounted at `/api/{user_id}` (documented) and `/api` (alias)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from todo_api.deps import ListIdPath, PrincipalDep, QuotasDep, SessionDep
+from todo_api.errors import error_responses
+from todo_api.schemas.common import MAX_ID
+from todo_api.schemas.lists import ListCreate, ListPublic, ListTasksOnDelete, ListUpdate
+from todo_api.services import lists as service
+
+router = APIRouter(tags=["lists"])
+
+
+@router.get(
+    "/lists",
+    summary="List the lists",
+    response_model=list[ListPublic],
+    responses=error_responses(401, 403),
+)
+async def list_lists(principal: PrincipalDep, session: SessionDep) -> list[ListPublic]:
+    """Every list of the caller, oldest first (at most `MAX_LISTS_PER_USER`, so no paging).
+    Tasks without a list are in the inbox (`GET /tasks?list_id=0`)."""
+    rows = await service.list_lists(session, principal.user_id)
+    return [ListPublic.model_validate(row) for row in rows]
+
+
+@router.post(
+    "/lists",
+    summary="Create a list",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ListPublic,
+    responses={
+        **error_responses(401, 403, 409, 413, 422),
+        201: {
+            "headers": {
+                "Location": {"description": "The new list's URL.", "schema": {"type": "string"}}
+            }
+        },
+    },
+)
+async def create_list(
+    request: Request,
+    response: Response,
+    principal: PrincipalDep,
+    session: SessionDep,
+    quotas: QuotasDep,
+    data: ListCreate,
+) -> ListPublic:
+    """Create a list. 409 `quota_lists` when the account has the maximum already."""
+    row = await service.create_list(session, principal.user_id, data, quotas)
+    params = {name: quote(value, safe="") for name, value in request.path_params.items()}
+    response.headers["Location"] = str(request.url_for("get_list", list_id=row["id"], **params))
+    return ListPublic.model_validate(row)
+
+
+@router.get(
+    "/lists/{list_id}",
+    summary="Get a list",
+    response_model=ListPublic,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def get_list(principal: PrincipalDep, session: SessionDep, list_id: ListIdPath) -> ListPublic:
+    """One of the caller's lists; another user's list id is 404."""
+    return ListPublic.model_validate(await service.get_list(session, principal.user_id, list_id))
+
+
+@router.patch(
+    "/lists/{list_id}",
+    summary="Rename a list",
+    response_model=ListPublic,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def update_list(
+    principal: PrincipalDep, session: SessionDep, list_id: ListIdPath, data: ListUpdate
+) -> ListPublic:
+    """Rename the list."""
+    row = await service.update_list(session, principal.user_id, list_id, data)
+    return ListPublic.model_validate(row)
+
+
+@router.delete(
+    "/lists/{list_id}",
+    summary="Delete a list",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def delete_list(
+    principal: PrincipalDep,
+    session: SessionDep,
+    list_id: ListIdPath,
+    tasks: Annotated[
+        ListTasksOnDelete,
+        Query(
+            description="With tasks in the list: `refuse` (409 `list_not_empty`), `delete` "
+            "them (and their subtasks), or `move` them to `move_to`."
+        ),
+    ] = ListTasksOnDelete.refuse,
+    move_to: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="With `tasks=move`: the list to move them to (omitted: the inbox).",
+        ),
+    ] = None,
+) -> None:
+    """Delete the list. An empty list just goes; a list with tasks needs `tasks=delete`
+    or `tasks=move` (moved tasks keep their order, after the target's tasks)."""
+    await service.delete_list(session, principal.user_id, list_id, tasks, move_to)

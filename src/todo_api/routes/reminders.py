@@ -1,0 +1,52 @@
+"""Reminder endpoints. Mounted at `/api/{user_id}` (documented) and `/api` (alias)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from todo_api.deps import PrincipalDep, SessionDep, TaskIdPath
+from todo_api.errors import error_responses
+from todo_api.schemas.tasks import TaskPublic
+from todo_api.schemas.values import Instant
+from todo_api.services import clock
+from todo_api.services import reminders as service
+
+router = APIRouter(tags=["reminders"])
+
+
+@router.get(
+    "/reminders",
+    summary="Due reminders",
+    response_model=list[TaskPublic],
+    responses=error_responses(401, 403, 422),
+)
+async def due_reminders(
+    principal: PrincipalDep,
+    session: SessionDep,
+    until: Annotated[
+        Instant | None,
+        Query(description="RFC 3339 with offset; default: now. Reminders at or before it."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many (max 200).")] = 50,
+) -> list[TaskPublic]:
+    """Open tasks whose `remind_at` has come and whose reminder was not dismissed,
+    soonest first: poll this to raise notifications, then dismiss each one."""
+    moment: datetime = until if until is not None else clock.now()
+    rows = await service.due_reminders(session, principal.user_id, moment, limit)
+    return [TaskPublic.model_validate(row) for row in rows]
+
+
+@router.post(
+    "/reminders/{task_id}/dismiss",
+    summary="Dismiss a reminder",
+    response_model=TaskPublic,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def dismiss_reminder(
+    principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath
+) -> TaskPublic:
+    """Stop reminding about this task (until `remind_at` is set again)."""
+    return TaskPublic.model_validate(await service.dismiss(session, principal.user_id, task_id))

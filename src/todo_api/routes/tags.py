@@ -1,0 +1,56 @@
+"""Tag endpoints. Mounted at `/api/{user_id}` (documented) and `/api` (alias).
+
+Tags are created by putting them on tasks (`tags: [...]`); here they are listed,
+renamed (or merged) and deleted.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from todo_api.deps import PrincipalDep, SessionDep, TagIdPath
+from todo_api.errors import error_responses
+from todo_api.schemas.tags import TagPublic, TagUpdate
+from todo_api.services import tags as service
+
+router = APIRouter(tags=["tags"])
+
+
+@router.get(
+    "/tags",
+    summary="List tags with task counts",
+    response_model=list[TagPublic],
+    responses=error_responses(401, 403),
+)
+async def list_tags(principal: PrincipalDep, session: SessionDep) -> list[TagPublic]:
+    """Every tag of the caller, sorted case-insensitively, with how many tasks carry it."""
+    rows = await service.list_tags(session, principal.user_id)
+    return [TagPublic.model_validate(row) for row in rows]
+
+
+@router.patch(
+    "/tags/{tag_id}",
+    summary="Rename or merge a tag",
+    response_model=TagPublic,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def rename_tag(
+    principal: PrincipalDep, session: SessionDep, tag_id: TagIdPath, data: TagUpdate
+) -> TagPublic:
+    """Rename the tag. If another tag already has the new name (in any case), the two
+    merge: its tasks carry the other tag, this one is deleted, and the result is the
+    surviving tag."""
+    row = await service.rename_tag(session, principal.user_id, tag_id, data.name)
+    return TagPublic.model_validate(row)
+
+
+@router.delete(
+    "/tags/{tag_id}",
+    summary="Delete a tag",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def delete_tag(principal: PrincipalDep, session: SessionDep, tag_id: TagIdPath) -> None:
+    """Delete the tag; the tasks that carried it lose it."""
+    await service.delete_tag(session, principal.user_id, tag_id)

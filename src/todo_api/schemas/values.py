@@ -1,0 +1,199 @@
+"""Field types of the full task model: due values, instants, tags, rules, priorities."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timezone
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictInt,
+    WithJsonSchema,
+)
+
+from todo_api.schemas.common import MAX_ID, Line, _utc_z
+from todo_api.services.recurrence import MAX_RULE_LENGTH, RuleError, normalize_rule
+
+#: An id in a request body: a JSON integer in 1..2^63-1 (never a string or a float).
+ObjectId = Annotated[StrictInt, Field(ge=1, le=MAX_ID, description="int64")]
+
+
+class Priority(Enum):
+    """Stored as a rank (0..3); sorting by priority puts `high` first."""
+
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> Priority:
+        return _BY_RANK[rank]
+
+
+_RANKS = {Priority.none: 0, Priority.low: 1, Priority.medium: 2, Priority.high: 3}
+_BY_RANK = {rank: priority for priority, rank in _RANKS.items()}
+
+
+class RepeatFrom(Enum):
+    """`due`: the next occurrence follows the schedule; `completion`: it is counted from
+    the day the task was completed."""
+
+    due = "due"
+    completion = "completion"
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+_DUE_MESSAGE = (
+    "must be a date (YYYY-MM-DD) or an RFC 3339 date-time with an offset "
+    "(e.g. 2026-12-01T17:00:00Z)"
+)
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a UTC offset (e.g. Z or +01:00)")
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is outside the supported range of dates") from None
+
+
+def _parse_instant(text: str) -> datetime:
+    match = _DATE_TIME.fullmatch(text)
+    if match is None:
+        raise ValueError("must be an RFC 3339 date-time with an offset (e.g. 2026-12-01T17:00:00Z)")
+    day, clock, fraction, offset = match.groups()
+    # Python 3.10 reads neither `Z` nor more than six fractional digits.
+    offset = "+00:00" if offset in {"Z", "z"} else offset
+    try:
+        value = datetime.fromisoformat(f"{day}T{clock}{(fraction or '')[:7]}{offset}")
+    except ValueError:
+        raise ValueError("is not a valid date-time") from None
+    return _aware_utc(value)
+
+
+def parse_instant(value: object) -> datetime:
+    """An RFC 3339 date-time with an offset, as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return _aware_utc(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a string holding an RFC 3339 date-time")
+    return _parse_instant(value)
+
+
+def parse_due(value: object) -> date | datetime:
+    """A day (`YYYY-MM-DD`) or an instant (RFC 3339 with offset); naive date-times fail."""
+    if isinstance(value, datetime):
+        return _aware_utc(value)
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(_DUE_MESSAGE)
+    if _DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not a valid date") from None
+    if _DATE_TIME.fullmatch(value):
+        return _parse_instant(value)
+    raise ValueError(_DUE_MESSAGE)
+
+
+def render_due(value: date | datetime) -> str:
+    if isinstance(value, datetime):
+        return _utc_z(value)
+    return value.isoformat()
+
+
+DueValue = Annotated[
+    date | datetime,
+    PlainValidator(parse_due),
+    PlainSerializer(render_due, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"},
+            ],
+            "description": "A day (all-day, `YYYY-MM-DD`) or an instant (RFC 3339 with "
+            "offset; returned in UTC with `Z`).",
+            "examples": ["2026-12-01", "2026-12-01T17:00:00Z"],
+        }
+    ),
+]
+
+Instant = Annotated[
+    datetime,
+    PlainValidator(parse_instant),
+    PlainSerializer(_utc_z, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 with an offset; returned in UTC with `Z`.",
+            "examples": ["2026-12-01T08:30:00Z"],
+        }
+    ),
+]
+
+
+def tag_key(name: str) -> str:
+    """The case-insensitive identity of a tag name (NFKC, then case folding)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+def _dedupe_tags(value: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for name in value:
+        seen.setdefault(tag_key(name), name)
+    return list(seen.values())
+
+
+TagName = Annotated[Line, Field(min_length=1, max_length=50)]
+#: At most 20 names; duplicates that differ only in case collapse into the first.
+TagList = Annotated[
+    list[TagName],
+    Field(max_length=20, examples=[["work", "home"]]),
+    AfterValidator(_dedupe_tags),
+]
+
+
+def _rule(value: str) -> str:
+    try:
+        return normalize_rule(value)
+    except RuleError as error:
+        raise ValueError(f"recurrence {error}") from None
+
+
+def _reject_non_strings(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string holding an RRULE such as FREQ=WEEKLY;BYDAY=MO")
+    return value
+
+
+RecurrenceRule = Annotated[
+    str,
+    BeforeValidator(_reject_non_strings),
+    Field(
+        max_length=MAX_RULE_LENGTH,
+        description="An RFC 5545 RRULE: FREQ=DAILY|WEEKLY|MONTHLY|YEARLY with INTERVAL, "
+        "COUNT or UNTIL, BYDAY, BYMONTHDAY, BYMONTH, BYSETPOS, WKST.",
+        examples=["FREQ=WEEKLY;BYDAY=MO,WE", "FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=12"],
+    ),
+    AfterValidator(_rule),
+]

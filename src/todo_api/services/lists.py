@@ -1,0 +1,139 @@
+"""Lists (projects): CRUD. A task belongs to one list or to none (the inbox)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, exists, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_api.errors import Conflict, NotFound, Unprocessable
+from todo_api.models import POSITION_DEFAULT
+from todo_api.models import lists_table as lst
+from todo_api.models import tasks_table as t
+from todo_api.schemas.lists import ListCreate, ListTasksOnDelete, ListUpdate
+from todo_api.services.positions import lock_owner
+from todo_api.services.quotas import Quotas, lists_full, room
+
+_COLUMNS = (lst.c.id, lst.c.name, lst.c.created_at, lst.c.updated_at)
+
+
+def list_not_found(list_id: int) -> NotFound:
+    return NotFound(f"No list with id {list_id} exists for this user.", code="list_not_found")
+
+
+async def list_lists(session: AsyncSession, user_id: str) -> list[RowMapping]:
+    """The caller's lists, oldest first."""
+    stmt = select(*_COLUMNS).where(lst.c.user_id == user_id).order_by(lst.c.created_at, lst.c.id)
+    return list((await session.execute(stmt)).mappings().all())
+
+
+async def get_list(session: AsyncSession, user_id: str, list_id: int) -> RowMapping:
+    stmt = select(*_COLUMNS).where(lst.c.user_id == user_id, lst.c.id == list_id)
+    row = (await session.execute(stmt)).mappings().first()
+    if row is None:
+        raise list_not_found(list_id)
+    return row
+
+
+async def create_list(
+    session: AsyncSession, user_id: str, data: ListCreate, quotas: Quotas
+) -> RowMapping:
+    """Create a list (and the profile, on a first write) unless the quota is reached."""
+    slot = room(user_id, "list_count", 1, quotas.lists)
+    stmt = (
+        insert(lst)
+        .from_select(
+            ["user_id", "name"], select(slot.c.user_id, literal(data.name, lst.c.name.type))
+        )
+        .returning(*_COLUMNS)
+    )
+    row = (await session.execute(stmt)).mappings().first()
+    if row is None:
+        raise lists_full(quotas.lists)
+    return row
+
+
+async def update_list(
+    session: AsyncSession, user_id: str, list_id: int, data: ListUpdate
+) -> RowMapping:
+    stmt = (
+        update(lst)
+        .where(lst.c.user_id == user_id, lst.c.id == list_id)
+        .values(name=data.name, updated_at=func.now())
+        .returning(*_COLUMNS)
+    )
+    row = (await session.execute(stmt)).mappings().first()
+    if row is None:
+        raise list_not_found(list_id)
+    return row
+
+
+async def delete_list(
+    session: AsyncSession,
+    user_id: str,
+    list_id: int,
+    on_tasks: ListTasksOnDelete,
+    move_to: int | None,
+) -> None:
+    """Delete a list. With tasks in it: refused (409) unless `on_tasks` says to delete
+    them (with their subtasks) or to move them to `move_to` (None: the inbox)."""
+    if on_tasks is ListTasksOnDelete.move:
+        if move_to == list_id:
+            raise Unprocessable("Move the tasks to another list.", code="move_to_same_list")
+        await _move_tasks(session, user_id, list_id, move_to)
+    elif on_tasks is ListTasksOnDelete.delete:
+        await session.execute(delete(t).where(t.c.user_id == user_id, t.c.list_id == list_id))
+    stmt = delete(lst).where(lst.c.user_id == user_id, lst.c.id == list_id)
+    if on_tasks is ListTasksOnDelete.refuse:
+        # The foreign key also refuses (a task added concurrently): same 409.
+        has_tasks = exists().where(t.c.user_id == user_id, t.c.list_id == list_id)
+        deleted = (await session.execute(stmt.where(~has_tasks).returning(lst.c.id))).first()
+        if deleted is None:
+            await get_list(session, user_id, list_id)
+            raise Conflict(
+                "The list still has tasks: pass `tasks=delete` or `tasks=move`.",
+                code="list_not_empty",
+            )
+        return
+    if (await session.execute(stmt.returning(lst.c.id))).first() is None:
+        raise list_not_found(list_id)
+
+
+async def _move_tasks(
+    session: AsyncSession, user_id: str, list_id: int, move_to: int | None
+) -> None:
+    """Move every task of `list_id` to the end of `move_to`, keeping their order."""
+    await get_list(session, user_id, list_id)
+    # Task rows, then the owner: the lock order of every other write (see positions.py).
+    await session.execute(
+        select(t.c.id)
+        .where(t.c.user_id == user_id, t.c.list_id == list_id)
+        .order_by(t.c.id)
+        .with_for_update()
+    )
+    await lock_owner(session, user_id)
+    if move_to is not None:
+        target = select(lst.c.id).where(lst.c.user_id == user_id, lst.c.id == move_to)
+        if (await session.execute(target)).first() is None:
+            raise Unprocessable(
+                f"`move_to`: no list with id {move_to} exists for this user.",
+                code="list_not_found",
+            )
+    # Fresh sequence keys, assigned in the old order, sort after every task of the target.
+    await session.execute(
+        text(
+            f"""
+            WITH ordered AS MATERIALIZED (
+                -- One sequence value per task, drawn in the old order.
+                SELECT id, {POSITION_DEFAULT.text} AS position
+                FROM (SELECT id FROM tasks WHERE user_id = :user_id AND list_id = :list_id
+                      ORDER BY position) AS old_order
+            )
+            UPDATE tasks SET list_id = :move_to, position = ordered.position, updated_at = now()
+            FROM ordered
+            WHERE tasks.user_id = :user_id AND tasks.id = ordered.id
+            """  # noqa: S608 (only a constant is interpolated)
+        ),
+        {"user_id": user_id, "list_id": list_id, "move_to": move_to},
+    )

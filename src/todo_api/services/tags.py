@@ -1,0 +1,209 @@
+"""Tags: setting a task's tags in one statement, and the tag list, rename and delete.
+
+A tag name is unique per user without regard to case (`tags.name_key`); the first
+spelling used is kept as the name until the tag is renamed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Text,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_api.errors import NotFound
+from todo_api.models import tags_table as tg
+from todo_api.models import task_tags_table as tt
+from todo_api.schemas.values import tag_key
+from todo_api.services.quotas import tags_full
+
+# Upserts the missing tags (within the quota), links the wanted ones, unlinks the rest
+# and returns the names: one round trip whatever the number of tags. The profile row is
+# locked first (`room`) so concurrent requests cannot both take the last free tag slot.
+_SET_TAGS = text(
+    """
+    WITH wanted AS (
+        SELECT DISTINCT ON (w.name_key) w.name, w.name_key
+        FROM unnest(:names, :keys) AS w(name, name_key)
+    ),
+    existing AS (
+        SELECT id, name, name_key FROM tags
+        WHERE user_id = :user_id AND name_key = ANY(:keys)
+    ),
+    missing AS (
+        SELECT name, name_key FROM wanted
+        WHERE name_key NOT IN (SELECT name_key FROM existing)
+    ),
+    room AS (
+        UPDATE profiles SET tag_count = tag_count
+        WHERE user_id = :user_id
+          AND tag_count + (SELECT count(*) FROM missing) <= :tag_limit
+        RETURNING user_id
+    ),
+    created AS (
+        INSERT INTO tags (user_id, name, name_key)
+        SELECT :user_id, name, name_key FROM missing WHERE EXISTS (SELECT FROM room)
+        ON CONFLICT (user_id, name_key) DO UPDATE SET name = tags.name
+        RETURNING id, name, name_key
+    ),
+    chosen AS (
+        SELECT id, name, name_key FROM existing
+        UNION ALL
+        SELECT id, name, name_key FROM created
+    ),
+    unlinked AS (
+        DELETE FROM task_tags
+        WHERE user_id = :user_id AND task_id = ANY(:task_ids)
+          AND tag_id NOT IN (SELECT id FROM chosen)
+          AND EXISTS (SELECT FROM room)
+    ),
+    linked AS (
+        INSERT INTO task_tags (user_id, task_id, tag_id)
+        SELECT :user_id, task.id, chosen.id
+        FROM unnest(:task_ids) AS task(id) CROSS JOIN chosen
+        WHERE EXISTS (SELECT FROM room)
+        ON CONFLICT DO NOTHING
+    )
+    SELECT EXISTS (SELECT FROM room) AS fits,
+           array(SELECT name FROM chosen ORDER BY name_key) AS names
+    """
+).bindparams(
+    bindparam("names", type_=ARRAY(Text)),
+    bindparam("keys", type_=ARRAY(Text)),
+    bindparam("task_ids", type_=ARRAY(BigInteger)),
+    bindparam("user_id", type_=Text),
+    bindparam("tag_limit", type_=Integer),
+)
+
+
+async def set_tags(
+    session: AsyncSession, user_id: str, task_ids: list[int], names: list[str], tag_limit: int
+) -> list[str]:
+    """Give the tasks exactly these tags (creating missing ones); returns the sorted names.
+
+    The tasks must exist and be the caller's (they were just written in this transaction).
+    """
+    row = (
+        await session.execute(
+            _SET_TAGS,
+            {
+                "names": names,
+                "keys": [tag_key(name) for name in names],
+                "task_ids": task_ids,
+                "user_id": user_id,
+                "tag_limit": tag_limit,
+            },
+        )
+    ).one()
+    if not row.fits:
+        raise tags_full(tag_limit)
+    return list(row.names)
+
+
+def copy_tags(user_id: str, from_task: int, to_tasks: Any) -> Any:
+    """A CTE giving each task in `to_tasks` (a CTE with an `id`) the tags of `from_task`."""
+    source = (
+        select(literal(user_id, Text), to_tasks.c.id, tt.c.tag_id)
+        .select_from(to_tasks.join(tt, true()))
+        .where(tt.c.user_id == user_id, tt.c.task_id == from_task)
+    )
+    return (
+        insert(tt)
+        .from_select(["user_id", "task_id", "tag_id"], source)
+        .returning(tt.c.task_id)
+        .cte("tagged")
+    )
+
+
+def tag_not_found(tag_id: int) -> NotFound:
+    return NotFound(f"No tag with id {tag_id} exists for this user.", code="tag_not_found")
+
+
+def _with_count() -> Any:
+    count = (
+        select(func.count())
+        .where(tt.c.user_id == tg.c.user_id, tt.c.tag_id == tg.c.id)
+        .correlate(tg)
+        .scalar_subquery()
+    )
+    return select(tg.c.id, tg.c.name, count.label("task_count"))
+
+
+async def list_tags(session: AsyncSession, user_id: str) -> list[RowMapping]:
+    """Every tag of the caller with the number of tasks carrying it, by name."""
+    stmt = _with_count().where(tg.c.user_id == user_id).order_by(tg.c.name_key, tg.c.id)
+    return list((await session.execute(stmt)).mappings().all())
+
+
+async def get_tag(session: AsyncSession, user_id: str, tag_id: int) -> RowMapping:
+    stmt = _with_count().where(tg.c.user_id == user_id, tg.c.id == tag_id)
+    row = (await session.execute(stmt)).mappings().first()
+    if row is None:
+        raise tag_not_found(tag_id)
+    return row
+
+
+async def rename_tag(session: AsyncSession, user_id: str, tag_id: int, name: str) -> RowMapping:
+    """Rename a tag; when another tag already has that name, merge into it.
+
+    A merge moves every link to the surviving tag (tasks carrying both keep one) and
+    deletes the renamed tag. Returns the surviving tag.
+    """
+    key = tag_key(name)
+    source = (
+        await session.execute(
+            select(tg.c.id, tg.c.name_key).where(tg.c.user_id == user_id, tg.c.id == tag_id)
+        )
+    ).first()
+    if source is None:
+        raise tag_not_found(tag_id)
+    target = (
+        await session.execute(
+            select(tg.c.id).where(tg.c.user_id == user_id, tg.c.name_key == key, tg.c.id != tag_id)
+        )
+    ).scalar_one_or_none()
+    if target is None:
+        await session.execute(
+            update(tg)
+            .where(tg.c.user_id == user_id, tg.c.id == tag_id)
+            .values(name=name, name_key=key)
+        )
+        return await get_tag(session, user_id, tag_id)
+    await session.execute(
+        text(
+            """
+            INSERT INTO task_tags (user_id, task_id, tag_id)
+            SELECT user_id, task_id, :target FROM task_tags
+            WHERE user_id = :user_id AND tag_id = :source
+            ON CONFLICT DO NOTHING
+            """
+        ),
+        {"user_id": user_id, "source": tag_id, "target": target},
+    )
+    await session.execute(delete(tg).where(tg.c.user_id == user_id, tg.c.id == tag_id))
+    # The surviving tag takes the spelling the client asked for.
+    await session.execute(
+        update(tg).where(tg.c.user_id == user_id, tg.c.id == target).values(name=name)
+    )
+    return await get_tag(session, user_id, target)
+
+
+async def delete_tag(session: AsyncSession, user_id: str, tag_id: int) -> None:
+    """Delete a tag; the tasks that carried it simply lose it."""
+    stmt = delete(tg).where(tg.c.user_id == user_id, tg.c.id == tag_id).returning(tg.c.id)
+    if (await session.execute(stmt)).first() is None:
+        raise tag_not_found(tag_id)

@@ -1,0 +1,330 @@
+"""Task writes: create, replace (PUT), update (PATCH), completion, delete, clear completed.
+
+Round trips: a create or an update is one statement (plus one to set tags, plus one
+more when it completes a recurring task); the profile row is upserted and the task quota
+checked inside the create statement itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    SmallInteger,
+    String,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from todo_api.errors import Unprocessable
+from todo_api.models import tasks_table as t
+from todo_api.schemas.tasks import TaskCreate, TaskMove, TaskReplace, TaskUpdate
+from todo_api.services import clock, recurrence
+from todo_api.services.positions import check_parent, move_task
+from todo_api.services.quotas import Quotas, room, tasks_full
+from todo_api.services.tags import copy_tags, set_tags
+from todo_api.services.tasks import COLUMNS, get_task, profile_zone, start_of_day, task_not_found
+
+#: Open subtasks (any depth) of the task in the enclosing UPDATE, for `/complete`.
+OPEN_SUBTASKS = literal_column(
+    """array(
+        WITH RECURSIVE below(id, completed) AS (
+            SELECT c.id, c.completed FROM tasks AS c
+            WHERE c.user_id = tasks.user_id AND c.parent_id = tasks.id
+            UNION ALL
+            SELECT c.id, c.completed FROM tasks AS c
+            JOIN below ON c.user_id = tasks.user_id AND c.parent_id = below.id
+        )
+        SELECT id FROM below WHERE NOT completed ORDER BY id
+    )""",
+    type_=ARRAY(BigInteger),
+).label("open_subtask_ids")
+
+
+def _due_values(due: date | datetime | None, zone: Any) -> dict[str, Any]:
+    """The three due columns for an API `due_date` value; `zone` is the profile's."""
+    if due is None:
+        return {"due_date": None, "due_at": None, "due_sort_at": None}
+    if isinstance(due, datetime):
+        return {"due_date": None, "due_at": due, "due_sort_at": due}
+    return {"due_date": due, "due_at": None, "due_sort_at": start_of_day(due, zone)}
+
+
+def completed_at(completed: Any) -> Any:
+    """Keep `completed_at` when a task stays completed; stamp it when it becomes so."""
+    return case((completed, func.coalesce(t.c.completed_at, func.now())), else_=None)
+
+
+_TYPES: dict[str, TypeEngine[Any]] = {
+    "title": String(200),
+    "description": String(2000),
+    "completed": Boolean(),
+    "priority": SmallInteger(),
+    "due_date": Date(),
+    "due_at": DateTime(timezone=True),
+    "due_sort_at": DateTime(timezone=True),
+    "recurrence": String(500),
+    "repeat_from": String(10),
+    "remind_at": DateTime(timezone=True),
+    "list_id": BigInteger(),
+    "parent_id": BigInteger(),
+    "previous_occurrence_id": BigInteger(),
+}
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A plain value as a typed bind (so NULLs and dates reach asyncpg with a type)."""
+    if hasattr(value, "__clause_element__") or hasattr(value, "compile"):
+        return value
+    return literal(value, _TYPES[name]) if value is not None else null().cast(_TYPES[name])
+
+
+async def _insert(
+    session: AsyncSession,
+    user_id: str,
+    values: Mapping[str, Any],
+    due: date | datetime | None,
+    quotas: Quotas,
+) -> dict[str, Any]:
+    """Insert one task after taking a slot of the task quota, in one statement."""
+    slot = room(user_id, "task_count", 1, quotas.tasks)
+    columns = {**values, **_due_values(due, slot.c.timezone)}
+    names = ["user_id", *columns]
+    source = select(slot.c.user_id, *(_typed(k, v) for k, v in columns.items()))
+    stmt = insert(t).from_select(names, source).returning(*COLUMNS)
+    row = (await session.execute(stmt)).mappings().first()
+    if row is None:
+        raise tasks_full(quotas.tasks)
+    return dict(row)
+
+
+async def create_task(
+    session: AsyncSession, user_id: str, data: TaskCreate, quotas: Quotas
+) -> dict[str, Any]:
+    """Create a task at the end of its list (or under its parent)."""
+    list_id = data.list_id
+    if data.parent_id is not None:
+        parent_list = await check_parent(session, user_id, data.parent_id)
+        if "list_id" in data.model_fields_set and data.list_id != parent_list:
+            raise Unprocessable(
+                "A subtask lives in its parent's list.", code="parent_in_other_list"
+            )
+        list_id = parent_list
+    if quotas.tasks < 1:
+        raise tasks_full(quotas.tasks)
+    values = {
+        "title": data.title,
+        "description": data.description,
+        "completed": data.completed,
+        "completed_at": func.now() if data.completed else null().cast(DateTime(timezone=True)),
+        "priority": data.priority.rank,
+        "recurrence": data.recurrence,
+        "repeat_from": data.repeat_from.value,
+        "remind_at": data.remind_at,
+        "list_id": list_id,
+        "parent_id": data.parent_id,
+    }
+    row = await _insert(session, user_id, values, data.due_date, quotas)
+    if data.tags:
+        row["tags"] = await set_tags(session, user_id, [row["id"]], data.tags, quotas.tags)
+    return row
+
+
+async def _write(
+    session: AsyncSession,
+    user_id: str,
+    task_id: int,
+    values: dict[str, Any],
+    quotas: Quotas,
+    *,
+    completion: bool = False,
+) -> dict[str, Any]:
+    """UPDATE one task; when `completion`, also report whether this completed it and, for
+    a recurring task, create the next occurrence (the one place that does)."""
+    where = (t.c.user_id == user_id, t.c.id == task_id)
+    values = {**values, "updated_at": func.now()}
+    if not completion:
+        stmt = update(t).where(*where).values(**values).returning(*COLUMNS)
+        updated = (await session.execute(stmt)).mappings().first()
+        if updated is None:
+            raise task_not_found(task_id)
+        return dict(updated)
+    # The row lock in the sub-select returns the latest committed `completed`, so of two
+    # concurrent completions only one sees the transition.
+    before = (
+        select(t.c.id, t.c.completed.label("was_completed"))
+        .where(*where)
+        .with_for_update()
+        .subquery("before")
+    )
+    stmt = (
+        update(t)
+        .where(t.c.user_id == user_id, t.c.id == before.c.id)
+        .values(**values)
+        .returning(
+            *COLUMNS,
+            OPEN_SUBTASKS,
+            before.c.was_completed,
+            profile_zone(user_id).label("zone"),
+        )
+    )
+    found = (await session.execute(stmt)).mappings().first()
+    if found is None:
+        raise task_not_found(task_id)
+    row = dict(found)
+    if row["completed"] and row["recurrence"] is not None:
+        if not row["was_completed"]:
+            row["next_occurrence_id"] = await _next_occurrence(session, user_id, row, quotas)
+        elif row["next_occurrence_id"] is None:
+            # We waited for a concurrent completion: the successor it created is newer
+            # than this statement's snapshot. A fresh statement sees it.
+            successor = select(t.c.id).where(
+                t.c.user_id == user_id, t.c.previous_occurrence_id == task_id
+            )
+            row["next_occurrence_id"] = (await session.execute(successor)).scalar_one_or_none()
+    return row
+
+
+async def _next_occurrence(
+    session: AsyncSession, user_id: str, done: Mapping[str, Any], quotas: Quotas
+) -> int | None:
+    """Create the occurrence after `done` (idempotent: at most one per task)."""
+    following = recurrence.next_occurrence(
+        done["recurrence"],
+        due_date=done["due_date"],
+        due_at=done["due_at"],
+        zone_name=done["zone"],
+        repeat_from=done["repeat_from"],
+        completed_at=clock.now(),
+        remind_at=done["remind_at"],
+    )
+    if following is None:
+        return None
+    slot = room(user_id, "task_count", 1, quotas.tasks)
+    due = following.due_date if following.due_date is not None else following.due_at
+    columns = {
+        "title": done["title"],
+        "description": done["description"],
+        "priority": done["priority"],
+        "recurrence": following.recurrence,
+        "repeat_from": done["repeat_from"],
+        "remind_at": following.remind_at,
+        "list_id": done["list_id"],
+        "parent_id": done["parent_id"],
+        "previous_occurrence_id": done["id"],
+        **_due_values(due, slot.c.timezone),
+    }
+    source = select(slot.c.user_id, *(_typed(k, v) for k, v in columns.items()))
+    created = (
+        insert(t)
+        .from_select(["user_id", *columns], source)
+        .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.previous_occurrence_id])
+        .returning(t.c.id)
+        .cte("created")
+    )
+    tagged = copy_tags(user_id, done["id"], created)
+    existing = select(t.c.id).where(
+        t.c.user_id == user_id, t.c.previous_occurrence_id == done["id"]
+    )
+    stmt = select(
+        select(created.c.id).scalar_subquery().label("created"),
+        existing.scalar_subquery().label("existing"),
+        exists(select(slot.c.user_id)).label("fits"),
+        exists(select(tagged.c.task_id)).label("tagged"),
+    )
+    row = (await session.execute(stmt)).one()
+    if row.created is not None:
+        return int(row.created)
+    if row.existing is not None:
+        return int(row.existing)  # completed before, un-completed, completed again
+    if not row.fits:
+        raise tasks_full(quotas.tasks)
+    return None
+
+
+async def replace_task(
+    session: AsyncSession, user_id: str, task_id: int, data: TaskReplace, quotas: Quotas
+) -> dict[str, Any]:
+    """PUT: the Phase II fields take the given values (or their defaults); the others
+    keep theirs."""
+    values = {
+        "title": data.title,
+        "description": data.description,
+        "completed": data.completed,
+        "completed_at": completed_at(data.completed),
+    }
+    return await _write(session, user_id, task_id, values, quotas, completion=True)
+
+
+async def update_task(
+    session: AsyncSession, user_id: str, task_id: int, data: TaskUpdate, quotas: Quotas
+) -> dict[str, Any]:
+    """PATCH: only the fields the client sent change."""
+    sent = data.model_fields_set
+    placement = {name: getattr(data, name) for name in ("list_id", "parent_id") if name in sent}
+    if placement:
+        await move_task(session, user_id, task_id, TaskMove.model_validate(placement))
+    values: dict[str, Any] = {}
+    for name in ("title", "description", "recurrence"):
+        if name in sent:
+            values[name] = getattr(data, name)
+    if data.priority is not None:
+        values["priority"] = data.priority.rank
+    if data.repeat_from is not None:
+        values["repeat_from"] = data.repeat_from.value
+    if "due_date" in sent:
+        values.update(_due_values(data.due_date, profile_zone(user_id)))
+    if "remind_at" in sent:
+        values.update(remind_at=data.remind_at, reminder_dismissed_at=None)
+    if data.completed is not None:
+        values.update(completed=data.completed, completed_at=completed_at(data.completed))
+    if not values and data.tags is None:
+        return dict(await get_task(session, user_id, task_id))
+    row = await _write(
+        session, user_id, task_id, values, quotas, completion=data.completed is not None
+    )
+    if data.tags is not None:
+        row["tags"] = await set_tags(session, user_id, [task_id], data.tags, quotas.tags)
+    return row
+
+
+async def set_completion(
+    session: AsyncSession, user_id: str, task_id: int, completed: bool | None, quotas: Quotas
+) -> dict[str, Any]:
+    """Toggle completion, or set it when `completed` is given."""
+    target: Any = ~t.c.completed if completed is None else completed
+    values = {"completed": target, "completed_at": completed_at(target)}
+    return await _write(session, user_id, task_id, values, quotas, completion=True)
+
+
+async def delete_task(session: AsyncSession, user_id: str, task_id: int) -> None:
+    """Delete the task; its subtasks go with it (foreign key cascade)."""
+    stmt = delete(t).where(t.c.user_id == user_id, t.c.id == task_id).returning(t.c.id)
+    if (await session.execute(stmt)).first() is None:
+        raise task_not_found(task_id)
+
+
+async def delete_completed(session: AsyncSession, user_id: str, list_id: int | None) -> int:
+    """Delete the caller's completed tasks (in one list when `list_id` is given; 0 is the
+    inbox); returns how many. Their subtasks go with them."""
+    stmt = delete(t).where(t.c.user_id == user_id, t.c.completed.is_(True))
+    if list_id is not None:
+        stmt = stmt.where(t.c.list_id.is_(None) if list_id == 0 else t.c.list_id == list_id)
+    deleted = stmt.returning(t.c.id).cte("deleted")
+    return int((await session.execute(select(func.count()).select_from(deleted))).scalar_one())

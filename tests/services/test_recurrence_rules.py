@@ -1,0 +1,54 @@
+"""Recurrence rules without the database: parsing limits and the next dates."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timezone
+
+import pytest
+
+from todo_api.services.recurrence import RuleError, next_occurrence, normalize_rule
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=WEEKLY;BYMONTH=4;BYMONTHDAY=31",
+        "FREQ=MONTHLY;BYDAY=1MO;BYMONTHDAY=15",
+    ],
+)
+def test_rules_that_never_happen_are_refused_quickly(rule: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(RuleError, match="never occurs"):
+        normalize_rule(rule)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_next_occurrence_of_a_series_at_the_edge_of_the_calendar_ends_it() -> None:
+    assert (
+        next_occurrence(
+            "FREQ=YEARLY",
+            due_date=date(9999, 6, 1),
+            due_at=None,
+            zone_name="UTC",
+            repeat_from="due",
+            completed_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+            remind_at=None,
+        )
+        is None
+    )
+
+
+def test_until_given_as_a_utc_instant_is_compared_in_the_profile_zone() -> None:
+    # UNTIL 2026-12-02T07:59:59Z is 08:59:59 in Berlin: the 09:00 occurrence is past it.
+    following = next_occurrence(
+        "FREQ=DAILY;UNTIL=20261202T075959Z",
+        due_date=None,
+        due_at=datetime(2026, 12, 1, 8, tzinfo=timezone.utc),
+        zone_name="Europe/Berlin",
+        repeat_from="due",
+        completed_at=datetime(2026, 12, 1, 9, tzinfo=timezone.utc),
+        remind_at=None,
+    )
+    assert following is None
