@@ -65,32 +65,26 @@ ENRICH = [
     WITH numbered AS (
         SELECT id, user_id, row_number() OVER (PARTITION BY user_id ORDER BY id) AS n
         FROM lists
+    ),
+    fields AS (
+        SELECT tasks.id, numbered.id AS list_id, profiles.timezone,
+               CASE WHEN tasks.id % 10 < 3
+                   THEN (now() + ((tasks.id % 60) - 30) * interval '1 day')::date
+               END AS due_date,
+               CASE WHEN tasks.id % 10 = 3
+                   THEN date_trunc('hour', now()) + ((tasks.id % 1440) - 720) * interval '1 hour'
+               END AS due_at
+        FROM tasks JOIN profiles USING (user_id)
+        LEFT JOIN numbered ON numbered.user_id = tasks.user_id AND numbered.n = tasks.id % 7 + 1
     )
     UPDATE tasks SET
-        list_id = numbered.id,
+        list_id = fields.list_id,
         priority = (tasks.id * 7919) % 4,
-        due_date = CASE WHEN tasks.id % 10 < 3
-            THEN (now() + ((tasks.id % 60) - 30) * interval '1 day')::date END,
-        due_at = CASE WHEN tasks.id % 10 = 3
-            THEN date_trunc('hour', now()) + ((tasks.id % 1440) - 720) * interval '1 hour' END,
-        remind_at = CASE WHEN tasks.id % 30 = 3
-            THEN date_trunc('hour', now()) + ((tasks.id % 1440) - 721) * interval '1 hour' END
-    FROM numbered
-    WHERE numbered.user_id = tasks.user_id AND numbered.n = tasks.id % 7 + 1
-    """,
-    """
-    UPDATE tasks SET
-        priority = (tasks.id * 7919) % 4,
-        due_date = CASE WHEN tasks.id % 10 < 3
-            THEN (now() + ((tasks.id % 60) - 30) * interval '1 day')::date END
-    WHERE list_id IS NULL
-    """,
-    """
-    UPDATE tasks SET due_sort_at = coalesce(
-        tasks.due_at, tasks.due_date::timestamp AT TIME ZONE profiles.timezone)
-    FROM profiles
-    WHERE profiles.user_id = tasks.user_id
-      AND (tasks.due_date IS NOT NULL OR tasks.due_at IS NOT NULL)
+        due_date = fields.due_date,
+        due_at = fields.due_at,
+        due_sort_at = coalesce(fields.due_at, fields.due_date::timestamp AT TIME ZONE fields.timezone),
+        remind_at = CASE WHEN tasks.id % 30 = 3 THEN fields.due_at - interval '1 hour' END
+    FROM fields WHERE fields.id = tasks.id
     """,
     """
     INSERT INTO task_tags (user_id, task_id, tag_id)
@@ -187,7 +181,10 @@ def queries(list_id: int, now: datetime) -> dict[str, ListQuery]:
 
 
 async def explain(conn: asyncpg.Connection, user_id: str, statement: Any) -> tuple[str, float]:
-    compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    compiled = statement.compile(
+        dialect=asyncpg_dialect(),  # type: ignore[no-untyped-call]
+        compile_kwargs={"render_postcompile": True},
+    )
     params = [compiled.params[name] for name in compiled.positiontup]
     async with conn.transaction():
         # As a request: the application role, with this user's context.

@@ -205,6 +205,8 @@ class Task(SQLModel, table=True):
             ),
         ),
         # `q`: case-insensitive substring search (pg_trgm), scoped by user (btree_gin).
+        # Under row-level security PostgreSQL uses only its `user_id` part: `ILIKE` is
+        # not leakproof, so it may not run before the policy as an index condition.
         Index(
             "ix_tasks_search",
             "user_id",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.conftest import User
@@ -95,3 +96,24 @@ async def test_another_users_tags_are_invisible_and_unmergeable(alice: User, bob
     response = await bob.patch(f"/api/me/tags/{mine['id']}", json={"name": "private"})
     assert response.json() == {"id": mine["id"], "name": "private", "task_count": 1}
     assert by_name(await tags_of(alice))["private"]["task_count"] == 1
+
+
+async def test_the_database_hides_another_users_lists_tags_and_links(
+    alice: User, bob: User, owner_conn: Any
+) -> None:
+    garden = (await alice.post("/api/me/lists", json={"name": "Garden"})).json()
+    task = await create(alice, tags=["private"], list_id=garden["id"])
+    await create(bob)
+    await owner_conn.execute("BEGIN")
+    try:
+        await owner_conn.execute("SET LOCAL ROLE todo_api_app")
+        await owner_conn.execute("SELECT set_config('app.user_id', $1, true)", bob.id)
+        for table in ("lists", "tags", "task_tags"):
+            assert await owner_conn.fetchval(f"SELECT count(*) FROM {table}") == 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await owner_conn.execute(
+                "INSERT INTO lists (user_id, name) VALUES ($1, 'planted')", alice.id
+            )
+    finally:
+        await owner_conn.execute("ROLLBACK")
+    assert (await read(alice, task["id"]))["tags"] == ["private"]

@@ -1,8 +1,8 @@
 """Task writes: create, replace (PUT), update (PATCH), completion, delete, clear completed.
 
-Round trips: a create or an update is one statement (plus one to set tags, plus one
-more when it completes a recurring task); the profile row is upserted and the task quota
-checked inside the create statement itself.
+Round trips: a create or an update is one statement, plus one to set tags, one to check
+a new parent, one more when it completes a recurring task; the profile row is upserted
+and the task quota checked inside the create statement itself.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from todo_api.errors import Unprocessable
@@ -75,6 +76,7 @@ _TYPES: dict[str, TypeEngine[Any]] = {
     "title": String(200),
     "description": String(2000),
     "completed": Boolean(),
+    "completed_at": DateTime(timezone=True),
     "priority": SmallInteger(),
     "due_date": Date(),
     "due_at": DateTime(timezone=True),
@@ -90,7 +92,7 @@ _TYPES: dict[str, TypeEngine[Any]] = {
 
 def _typed(name: str, value: Any) -> Any:
     """A plain value as a typed bind (so NULLs and dates reach asyncpg with a type)."""
-    if hasattr(value, "__clause_element__") or hasattr(value, "compile"):
+    if isinstance(value, ColumnElement):
         return value
     return literal(value, _TYPES[name]) if value is not None else null().cast(_TYPES[name])
 
@@ -126,13 +128,11 @@ async def create_task(
                 "A subtask lives in its parent's list.", code="parent_in_other_list"
             )
         list_id = parent_list
-    if quotas.tasks < 1:
-        raise tasks_full(quotas.tasks)
     values = {
         "title": data.title,
         "description": data.description,
         "completed": data.completed,
-        "completed_at": func.now() if data.completed else null().cast(DateTime(timezone=True)),
+        "completed_at": func.now() if data.completed else None,
         "priority": data.priority.rank,
         "recurrence": data.recurrence,
         "repeat_from": data.repeat_from.value,

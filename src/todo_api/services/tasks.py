@@ -319,9 +319,8 @@ def apply_filters(
 
 
 def _ordered(stmt: Select[Any], column: Any, descending: bool, limit: int) -> Select[Any]:
-    if descending:
-        return stmt.order_by(column.desc(), t.c.id.desc()).limit(limit)
-    return stmt.order_by(column.asc(), t.c.id.asc()).limit(limit)
+    keys = [column] if column is t.c.id else [column, t.c.id]
+    return stmt.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit)
 
 
 def _after(column: Any, value: Any, task_id: int, descending: bool) -> Any:
