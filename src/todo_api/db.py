@@ -17,9 +17,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
@@ -59,7 +58,7 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
-    sa_exc.DBAPIError,
+    sa_exc.StatementError,  # DBAPIError, or a reconnect that failed (`orig` is the OSError)
 )
 
 _QUERY_CANCELED = "57014"  # statement_timeout fired
@@ -200,12 +199,16 @@ def create_engine(url: str, settings: Settings) -> tuple[AsyncEngine, Connection
 
 
 class Database:
-    """The engine, the session factory, and how each transaction takes on a user's identity."""
+    """The engine, and how each request's transaction takes on a user's identity.
+
+    Requests use SQLAlchemy Core on a plain `AsyncConnection`: the services issue Core
+    statements and need nothing from the ORM's unit of work, whose bookkeeping would
+    cost more per request than the queries themselves.
+    """
 
     def __init__(self, engine: AsyncEngine, plan: ConnectionPlan, settings: Settings) -> None:
         self.engine = engine
         self.plan = plan
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self.statement_timeout = str(settings.database_statement_timeout_ms)
         #: Set at start-up: whether each transaction must drop to APP_ROLE
         #: (the URL's own role owns the tables or bypasses row-level security).
@@ -233,7 +236,7 @@ class Database:
             "set_config('statement_timeout', :timeout, true)"
         )
 
-    async def begin_user_transaction(self, session: AsyncSession, user_id: str) -> None:
+    async def begin_user_transaction(self, session: AsyncConnection, user_id: str) -> None:
         """Open the transaction as `user_id`: one statement sets every per-request setting."""
         params: dict[str, str] = {"user_id": user_id, "timeout": self.statement_timeout}
         if self.switch_role:
@@ -241,8 +244,8 @@ class Database:
         await session.execute(self._context_statement(), params)
 
     @asynccontextmanager
-    async def user_session(self, user_id: str) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction is committed when the caller's block ends normally.
+    async def user_session(self, user_id: str) -> AsyncIterator[AsyncConnection]:
+        """A connection whose transaction is committed when the caller's block ends normally.
 
         Database outages surface as `DatabaseUnavailable` (503), never as a 500.
         """
@@ -250,24 +253,28 @@ class Database:
             raise DatabaseUnavailable()
         if not self.inspected:
             await self.ensure_inspected()
-        async with self.sessions() as session:
+        session = self.engine.connect()
+        try:
             await self._begin(session, user_id)
-            try:
-                yield session
-                await session.commit()
-            except sa_exc.DBAPIError as error:
-                if _is_timeout(error):
-                    raise DatabaseUnavailable(
-                        "database_timeout", "The database took too long; retry shortly."
-                    ) from error
-                if _is_disconnect(error):
-                    # The outcome of a write cut off mid-flight is unknown: it is
-                    # reported, never retried blindly.
-                    self.breaker.trip()
-                    raise DatabaseUnavailable() from error
-                raise
+            yield session
+            await session.commit()
+        except sa_exc.StatementError as error:
+            if _is_timeout(error):
+                raise DatabaseUnavailable(
+                    "database_timeout", "The database took too long; retry shortly."
+                ) from error
+            if _is_disconnect(error):
+                # The outcome of a write cut off mid-flight is unknown: it is
+                # reported, never retried blindly.
+                self.breaker.trip()
+                raise DatabaseUnavailable() from error
+            raise
+        finally:
+            # Returns the connection to the pool; an open transaction is rolled back.
+            if session.sync_connection is not None:
+                await session.close()
 
-    async def _begin(self, session: AsyncSession, user_id: str) -> None:
+    async def _begin(self, session: AsyncConnection, user_id: str) -> None:
         """The first statement; retried once on a fresh connection if a pooled one was dead.
 
         Nothing has run yet at this point, so the retry is safe for reads and writes:
@@ -276,6 +283,8 @@ class Database:
         for attempt in (1, 2):
             self.waiting += 1
             try:
+                if session.sync_connection is None:
+                    await session.start()  # checks a connection out of the pool
                 await self.begin_user_transaction(session, user_id)
                 return
             except sa_exc.TimeoutError as error:
@@ -286,7 +295,8 @@ class Database:
             except UNREACHABLE as error:
                 if not _is_disconnect(error):
                     raise
-                await session.rollback()
+                if session.sync_connection is not None:
+                    await session.rollback()
                 invalidated = isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
                 if attempt == 1 and invalidated:
                     continue
@@ -323,7 +333,7 @@ class Database:
             ).scalar_one()
             self.switch_role = bool(row)
             await conn.rollback()
-        async with self.sessions() as session:
+        async with self.engine.connect() as session:
             await self.begin_user_transaction(session, "")
             enforced = (
                 await session.execute(

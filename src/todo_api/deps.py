@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_api.auth import RESERVED_USER_IDS, Principal
@@ -33,7 +33,7 @@ async def get_principal(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterator[AsyncConnection]:
     """One transaction per request, opened as the caller and committed before the response.
 
     `scope="function"` (below) runs the commit when the handler returns, before FastAPI
@@ -46,7 +46,7 @@ async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterato
         request.scope["state"][COMMITTING] = True
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionDep = Annotated[AsyncConnection, Depends(get_session, scope="function")]
 
 
 async def get_cursor_codec(request: Request) -> CursorCodec:

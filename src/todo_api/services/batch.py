@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.errors import AppError, database_problem
 from todo_api.schemas.batch import (
@@ -25,7 +25,7 @@ from todo_api.services.quotas import Quotas
 
 
 async def _apply(
-    session: AsyncSession, user_id: str, operation: Operation, quotas: Quotas
+    session: AsyncConnection, user_id: str, operation: Operation, quotas: Quotas
 ) -> tuple[int, int, Mapping[str, Any] | None]:
     if isinstance(operation, CreateOperation):
         row = await task_writes.create_task(session, user_id, operation.data, quotas)
@@ -44,7 +44,7 @@ async def _apply(
 
 
 async def apply_batch(
-    session: AsyncSession, user_id: str, batch: BatchRequest, quotas: Quotas
+    session: AsyncConnection, user_id: str, batch: BatchRequest, quotas: Quotas
 ) -> list[BatchResult]:
     """Apply the operations in order. The first failure is raised with its `index` (the
     whole batch is then rolled back by the request's transaction)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, exists, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.errors import Conflict, NotFound, Unprocessable
 from todo_api.models import POSITION_DEFAULT
@@ -22,13 +22,13 @@ def list_not_found(list_id: int) -> NotFound:
     return NotFound(f"No list with id {list_id} exists for this user.", code="list_not_found")
 
 
-async def list_lists(session: AsyncSession, user_id: str) -> list[RowMapping]:
+async def list_lists(session: AsyncConnection, user_id: str) -> list[RowMapping]:
     """The caller's lists, oldest first."""
     stmt = select(*_COLUMNS).where(lst.c.user_id == user_id).order_by(lst.c.created_at, lst.c.id)
     return list((await session.execute(stmt)).mappings().all())
 
 
-async def get_list(session: AsyncSession, user_id: str, list_id: int) -> RowMapping:
+async def get_list(session: AsyncConnection, user_id: str, list_id: int) -> RowMapping:
     stmt = select(*_COLUMNS).where(lst.c.user_id == user_id, lst.c.id == list_id)
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
@@ -37,7 +37,7 @@ async def get_list(session: AsyncSession, user_id: str, list_id: int) -> RowMapp
 
 
 async def create_list(
-    session: AsyncSession, user_id: str, data: ListCreate, quotas: Quotas
+    session: AsyncConnection, user_id: str, data: ListCreate, quotas: Quotas
 ) -> RowMapping:
     """Create a list (and the profile, on a first write) unless the quota is reached."""
     slot = room(user_id, "list_count", 1, quotas.lists)
@@ -55,7 +55,7 @@ async def create_list(
 
 
 async def update_list(
-    session: AsyncSession, user_id: str, list_id: int, data: ListUpdate
+    session: AsyncConnection, user_id: str, list_id: int, data: ListUpdate
 ) -> RowMapping:
     stmt = (
         update(lst)
@@ -70,7 +70,7 @@ async def update_list(
 
 
 async def delete_list(
-    session: AsyncSession,
+    session: AsyncConnection,
     user_id: str,
     list_id: int,
     on_tasks: ListTasksOnDelete,
@@ -101,7 +101,7 @@ async def delete_list(
 
 
 async def _move_tasks(
-    session: AsyncSession, user_id: str, list_id: int, move_to: int | None
+    session: AsyncConnection, user_id: str, list_id: int, move_to: int | None
 ) -> None:
     """Move every task of `list_id` to the end of `move_to`, keeping their order."""
     await get_list(session, user_id, list_id)

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.errors import Unprocessable
 from todo_api.models import POSITION_DEFAULT
@@ -42,7 +42,7 @@ MAX_DEPTH = 4
 MAX_KEY_LENGTH = 64
 
 
-async def lock_owner(session: AsyncSession, user_id: str) -> None:
+async def lock_owner(session: AsyncConnection, user_id: str) -> None:
     """Serialise this user's structural changes (moves, re-parenting) until commit."""
     await session.execute(select(p.c.user_id).where(p.c.user_id == user_id).with_for_update())
 
@@ -67,7 +67,7 @@ def _not_found(field: str, task_id: int) -> Unprocessable:
 
 
 async def check_parent(
-    session: AsyncSession, user_id: str, parent_id: int, task_id: int | None = None
+    session: AsyncConnection, user_id: str, parent_id: int, task_id: int | None = None
 ) -> int | None:
     """Validate `parent_id` as the parent of `task_id` (None: a new task); return its list.
 
@@ -123,7 +123,7 @@ async def check_parent(
 
 
 async def _neighbour(
-    session: AsyncSession, user_id: str, list_id: int | None, key: str, below: bool, skip: int
+    session: AsyncConnection, user_id: str, list_id: int | None, key: str, below: bool, skip: int
 ) -> str | None:
     column = t.c.position
     stmt = select(column).where(t.c.user_id == user_id, _in_list(list_id), t.c.id != skip)
@@ -135,7 +135,7 @@ async def _neighbour(
     return value
 
 
-async def _respace(session: AsyncSession, user_id: str, list_id: int | None) -> None:
+async def _respace(session: AsyncConnection, user_id: str, list_id: int | None) -> None:
     """Give every task of the list a short key, keeping their order (rare: see above)."""
     scope = and_(t.c.user_id == user_id, _in_list(list_id))
     ids = list(
@@ -155,7 +155,7 @@ async def _respace(session: AsyncSession, user_id: str, list_id: int | None) -> 
 
 
 async def _position(
-    session: AsyncSession,
+    session: AsyncConnection,
     user_id: str,
     list_id: int | None,
     anchor: dict[str, Any],
@@ -187,7 +187,9 @@ async def _position(
     return key
 
 
-async def _lock_rows(session: AsyncSession, user_id: str, ids: set[int]) -> dict[int, RowMapping]:
+async def _lock_rows(
+    session: AsyncConnection, user_id: str, ids: set[int]
+) -> dict[int, RowMapping]:
     """The tasks a move involves, locked in id order, with their latest committed values."""
     stmt = (
         select(t.c.id, t.c.list_id, t.c.parent_id, t.c.position)
@@ -199,7 +201,7 @@ async def _lock_rows(session: AsyncSession, user_id: str, ids: set[int]) -> dict
 
 
 async def _place(
-    session: AsyncSession,
+    session: AsyncConnection,
     user_id: str,
     task: RowMapping,
     anchor_row: RowMapping | None,
@@ -252,7 +254,7 @@ async def _place(
 
 
 async def move_task(
-    session: AsyncSession, user_id: str, task_id: int, data: TaskMove
+    session: AsyncConnection, user_id: str, task_id: int, data: TaskMove
 ) -> RowMapping:
     """Place the task as `data` says; subtasks follow it to another list."""
     anchor_id = data.before if data.before is not None else data.after
@@ -284,7 +286,7 @@ async def move_task(
 
 
 async def _move_subtasks(
-    session: AsyncSession, user_id: str, task_id: int, list_id: int | None
+    session: AsyncConnection, user_id: str, task_id: int, list_id: int | None
 ) -> None:
     """Move every subtask (any depth) to `list_id`, after that list's tasks, in order."""
     await session.execute(

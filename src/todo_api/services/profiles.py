@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.auth import Principal
 from todo_api.models import lists_table as lst
@@ -16,7 +16,7 @@ from todo_api.models import tasks_table as t
 from todo_api.schemas.profile import ProfilePublic, ProfileUpdate
 
 
-async def ensure_profile(session: AsyncSession, user_id: str) -> None:
+async def ensure_profile(session: AsyncConnection, user_id: str) -> None:
     """Create the caller's profile row if it is missing (idempotent, race-free)."""
     await session.execute(
         insert(p).values(user_id=user_id).on_conflict_do_nothing(index_elements=[p.c.user_id])
@@ -35,14 +35,14 @@ def _public(principal: Principal, row: Any | None) -> ProfilePublic:
     )
 
 
-async def get_profile(session: AsyncSession, principal: Principal) -> ProfilePublic:
+async def get_profile(session: AsyncConnection, principal: Principal) -> ProfilePublic:
     """The stored profile, or the defaults when the user has never written anything."""
     row = (await session.execute(select(p).where(p.c.user_id == principal.user_id))).first()
     return _public(principal, row)
 
 
 async def update_profile(
-    session: AsyncSession, principal: Principal, data: ProfileUpdate
+    session: AsyncConnection, principal: Principal, data: ProfileUpdate
 ) -> ProfilePublic:
     """Upsert the fields the client sent, in one statement (plus one re-sorting the
     all-day tasks when the time zone is sent)."""
@@ -67,7 +67,7 @@ async def update_profile(
     return _public(principal, row)
 
 
-async def erase_user(session: AsyncSession, user_id: str) -> None:
+async def erase_user(session: AsyncConnection, user_id: str) -> None:
     """Delete everything stored for the user. The next request starts a fresh account."""
     # Children first: tasks (their tags links and subtasks go with them), then tags and
     # lists, then the profile, whose counters the deletes above keep updating.

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, false, func, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.models import tasks_table as t
 from todo_api.services.tasks import COLUMNS, readable, task_not_found
@@ -30,14 +30,14 @@ def due_reminders_statement(user_id: str, until: datetime, limit: int) -> Select
 
 
 async def due_reminders(
-    session: AsyncSession, user_id: str, until: datetime, limit: int
+    session: AsyncConnection, user_id: str, until: datetime, limit: int
 ) -> list[RowMapping]:
     """The due reminders (see `due_reminders_statement`), in one query."""
     stmt = due_reminders_statement(user_id, until, limit)
     return list((await session.execute(stmt)).mappings().all())
 
 
-async def dismiss(session: AsyncSession, user_id: str, task_id: int) -> RowMapping:
+async def dismiss(session: AsyncConnection, user_id: str, task_id: int) -> RowMapping:
     """Dismiss the task's reminder (it stays on the task; setting `remind_at` again
     re-arms it)."""
     stmt = (

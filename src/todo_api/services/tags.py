@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.errors import NotFound
 from todo_api.models import tags_table as tg
@@ -91,7 +91,7 @@ _SET_TAGS = text(
 
 
 async def set_tags(
-    session: AsyncSession, user_id: str, task_ids: list[int], names: list[str], tag_limit: int
+    session: AsyncConnection, user_id: str, task_ids: list[int], names: list[str], tag_limit: int
 ) -> list[str]:
     """Give the tasks exactly these tags (creating missing ones); returns the sorted names.
 
@@ -143,13 +143,13 @@ def _with_count() -> Any:
     return select(tg.c.id, tg.c.name, count.label("task_count"))
 
 
-async def list_tags(session: AsyncSession, user_id: str) -> list[RowMapping]:
+async def list_tags(session: AsyncConnection, user_id: str) -> list[RowMapping]:
     """Every tag of the caller with the number of tasks carrying it, by name."""
     stmt = _with_count().where(tg.c.user_id == user_id).order_by(tg.c.name_key, tg.c.id)
     return list((await session.execute(stmt)).mappings().all())
 
 
-async def get_tag(session: AsyncSession, user_id: str, tag_id: int) -> RowMapping:
+async def get_tag(session: AsyncConnection, user_id: str, tag_id: int) -> RowMapping:
     stmt = _with_count().where(tg.c.user_id == user_id, tg.c.id == tag_id)
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
@@ -157,7 +157,7 @@ async def get_tag(session: AsyncSession, user_id: str, tag_id: int) -> RowMappin
     return row
 
 
-async def rename_tag(session: AsyncSession, user_id: str, tag_id: int, name: str) -> RowMapping:
+async def rename_tag(session: AsyncConnection, user_id: str, tag_id: int, name: str) -> RowMapping:
     """Rename a tag; when another tag already has that name, merge into it.
 
     A merge moves every link to the surviving tag (tasks carrying both keep one) and
@@ -202,7 +202,7 @@ async def rename_tag(session: AsyncSession, user_id: str, tag_id: int, name: str
     return await get_tag(session, user_id, target)
 
 
-async def delete_tag(session: AsyncSession, user_id: str, tag_id: int) -> None:
+async def delete_tag(session: AsyncConnection, user_id: str, tag_id: int) -> None:
     """Delete a tag; the tasks that carried it simply lose it."""
     stmt = delete(tg).where(tg.c.user_id == user_id, tg.c.id == tag_id).returning(tg.c.id)
     if (await session.execute(stmt)).first() is None:

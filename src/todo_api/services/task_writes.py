@@ -29,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import TypeEngine
 
@@ -98,7 +98,7 @@ def _typed(name: str, value: Any) -> Any:
 
 
 async def _insert(
-    session: AsyncSession,
+    session: AsyncConnection,
     user_id: str,
     values: Mapping[str, Any],
     due: date | datetime | None,
@@ -117,7 +117,7 @@ async def _insert(
 
 
 async def create_task(
-    session: AsyncSession, user_id: str, data: TaskCreate, quotas: Quotas
+    session: AsyncConnection, user_id: str, data: TaskCreate, quotas: Quotas
 ) -> dict[str, Any]:
     """Create a task at the end of its list (or under its parent)."""
     list_id = data.list_id
@@ -147,7 +147,7 @@ async def create_task(
 
 
 async def _write(
-    session: AsyncSession,
+    session: AsyncConnection,
     user_id: str,
     task_id: int,
     values: dict[str, Any],
@@ -202,7 +202,7 @@ async def _write(
 
 
 async def _next_occurrence(
-    session: AsyncSession, user_id: str, done: Mapping[str, Any], quotas: Quotas
+    session: AsyncConnection, user_id: str, done: Mapping[str, Any], quotas: Quotas
 ) -> int | None:
     """Create the occurrence after `done` (idempotent: at most one per task)."""
     following = recurrence.next_occurrence(
@@ -259,7 +259,7 @@ async def _next_occurrence(
 
 
 async def replace_task(
-    session: AsyncSession, user_id: str, task_id: int, data: TaskReplace, quotas: Quotas
+    session: AsyncConnection, user_id: str, task_id: int, data: TaskReplace, quotas: Quotas
 ) -> dict[str, Any]:
     """PUT: the Phase II fields take the given values (or their defaults); the others
     keep theirs."""
@@ -273,7 +273,7 @@ async def replace_task(
 
 
 async def update_task(
-    session: AsyncSession, user_id: str, task_id: int, data: TaskUpdate, quotas: Quotas
+    session: AsyncConnection, user_id: str, task_id: int, data: TaskUpdate, quotas: Quotas
 ) -> dict[str, Any]:
     """PATCH: only the fields the client sent change."""
     sent = data.model_fields_set
@@ -305,7 +305,7 @@ async def update_task(
 
 
 async def set_completion(
-    session: AsyncSession, user_id: str, task_id: int, completed: bool | None, quotas: Quotas
+    session: AsyncConnection, user_id: str, task_id: int, completed: bool | None, quotas: Quotas
 ) -> dict[str, Any]:
     """Toggle completion, or set it when `completed` is given."""
     target: Any = ~t.c.completed if completed is None else completed
@@ -313,14 +313,14 @@ async def set_completion(
     return await _write(session, user_id, task_id, values, quotas, completion=True)
 
 
-async def delete_task(session: AsyncSession, user_id: str, task_id: int) -> None:
+async def delete_task(session: AsyncConnection, user_id: str, task_id: int) -> None:
     """Delete the task; its subtasks go with it (foreign key cascade)."""
     stmt = delete(t).where(t.c.user_id == user_id, t.c.id == task_id).returning(t.c.id)
     if (await session.execute(stmt)).first() is None:
         raise task_not_found(task_id)
 
 
-async def delete_completed(session: AsyncSession, user_id: str, list_id: int | None) -> int:
+async def delete_completed(session: AsyncConnection, user_id: str, list_id: int | None) -> int:
     """Delete the caller's completed tasks (in one list when `list_id` is given; 0 is the
     inbox); returns how many. Their subtasks go with them."""
     stmt = delete(t).where(t.c.user_id == user_id, t.c.completed.is_(True))

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.errors import NotFound, Unprocessable
 from todo_api.models import profiles_table as p
@@ -369,7 +369,7 @@ def list_statement(user_id: str, query: ListQuery, key: list[Any] | None = None)
 
 
 async def list_tasks(
-    session: AsyncSession, user_id: str, query: ListQuery, codec: CursorCodec
+    session: AsyncConnection, user_id: str, query: ListQuery, codec: CursorCodec
 ) -> TaskPage:
     """One page of the caller's tasks, keyset-paginated with `id` as the tie-break."""
     binding = [query.sort.value, query.order.value, query.status.value, *query.filters.binding()]
@@ -387,7 +387,7 @@ async def list_tasks(
     return TaskPage(rows=rows, next_cursor=next_cursor)
 
 
-async def get_task(session: AsyncSession, user_id: str, task_id: int) -> RowMapping:
+async def get_task(session: AsyncConnection, user_id: str, task_id: int) -> RowMapping:
     stmt = readable(user_id).where(t.c.id == task_id)
     row: RowMapping | None = (await session.execute(stmt)).mappings().first()
     if row is None:
