@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import secrets
 import signal
@@ -19,6 +18,7 @@ import typer
 from todo_api import embedded
 from todo_api.config import Settings
 from todo_api.db import redact
+from todo_api.jwks import is_loopback_host
 from todo_api.migrations import run_migrations
 
 app = typer.Typer(help="Todo API: a multi-user task REST backend.", no_args_is_help=True)
@@ -29,15 +29,6 @@ DEV_SECRET_FILE = "dev-secret"  # noqa: S105 - a file name, not a secret
 def _fail(message: str) -> typer.Exit:
     typer.secho(message, err=True, fg=typer.colors.RED)
     return typer.Exit(code=2)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def dev_secret(data_dir: Path) -> str:
@@ -72,7 +63,7 @@ def serve(
     from todo_api.logs import configure_logging
 
     settings = Settings()
-    if not settings.auth_configured and not _is_loopback(host):
+    if not settings.auth_configured and not is_loopback_host(host):
         raise _fail(
             "No authentication is configured (JWT_SECRET, BETTER_AUTH_SECRET, "
             "BETTER_AUTH_URL or JWT_JWKS_URL); refusing to listen beyond this machine."

@@ -41,7 +41,8 @@ _MIN_RSA_BITS = 2048
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
-def _is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` names this machine (`localhost` or a loopback address)."""
     if host == "localhost":
         return True
     try:
@@ -61,7 +62,7 @@ def check_jwks_url(url: str) -> None:
         raise ValueError(f"JWKS URL {url!r} has no host")
     if parts.scheme == "https":
         return
-    if parts.scheme == "http" and _is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
         return
     raise ValueError(
         f"JWKS URL {url!r} must use https (plain http is allowed only for a loopback host)"
