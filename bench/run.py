@@ -345,6 +345,46 @@ def machine() -> dict[str, str]:
 # ---------------------------------------------------------------------------- main
 
 
+def _status_mib(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak RSS) of a process, in MiB, from /proc."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = round(int(rest.split()[0]) / 1024, 1)
+    return values
+
+
+def memory_run(
+    runner: Processes, pid: int, args: argparse.Namespace, rows: list[Row]
+) -> dict[str, Any]:
+    """Drive the API alone for `--memory-requests` requests in two equal halves and read
+    its RSS before, between and after: a leak shows as growth in the second half, when
+    caches and pools have long reached their steady size."""
+    endpoint, connections = args.memory_endpoint, 32
+    measured = [r for row in rows if row.endpoint == endpoint for r in row.api]
+    rps = _mean([r.rps for r in measured]) or 300.0
+    half_seconds = max(5.0, args.memory_requests / 2 / rps)
+    start = _status_mib(pid)
+    halves = []
+    for _ in range(2):
+        result = runner.wrk_run(args.api_port, endpoint, connections, half_seconds)
+        halves.append((result, _status_mib(pid)))
+    (first, half), (second, end) = halves
+    return {
+        "endpoint": endpoint,
+        "connections": connections,
+        "requests": first.requests + second.requests,
+        "errors": first.errors + second.errors,
+        "rss_start_mib": start["VmRSS"],
+        "rss_half_mib": half["VmRSS"],
+        "rss_end_mib": end["VmRSS"],
+        "peak_half_mib": half["VmHWM"],
+        "peak_end_mib": end["VmHWM"],
+        "second_half_growth_mib": round(end["VmRSS"] - half["VmRSS"], 1),
+    }
+
+
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark the API beside the raw floor (see bench/README.md)."
@@ -359,6 +399,13 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per server")
     parser.add_argument("--rounds", type=int, default=2, help="floor/API pairs per cell")
+    parser.add_argument(
+        "--memory-requests",
+        type=int,
+        default=100_000,
+        help="requests of the long run measuring the API's RSS (0 to skip)",
+    )
+    parser.add_argument("--memory-endpoint", choices=ENDPOINTS, default="list")
     parser.add_argument("--overload-connections", type=int, default=512, help="0 to skip")
     parser.add_argument("--overload-duration", type=float, default=10.0)
     parser.add_argument(
@@ -434,7 +481,7 @@ def main(argv: list[str]) -> int:
         try:
             marker = (
                 f"todo-api bench: users={size['users']} tasks_per_user={size['tasks_per_user']} "
-                f"heavy={size['heavy_tasks']} seed={args.random_seed}"
+                f"heavy={size['heavy_tasks']} seed={args.random_seed} model=full"
             )
             reuse = asyncio.run(create_database(args, marker, users_file.exists()))
             migrate(_url(OWNER_ROLE, DB_NAME, args.admin_url))
@@ -491,6 +538,11 @@ def main(argv: list[str]) -> int:
                 rows.append(row)
                 print(table([row]).splitlines()[-1], flush=True)
 
+            memory: dict[str, Any] = {}
+            if args.memory_requests:
+                memory = memory_run(runner, api.pid, args, rows)
+                print(f"memory: {memory}", flush=True)
+
             overload: dict[str, Any] = {}
             if args.overload_connections:
                 result = runner.wrk_run(
@@ -538,7 +590,7 @@ def main(argv: list[str]) -> int:
 
     elapsed = time.monotonic() - started
     command = "uv run python bench/run.py " + " ".join(argv)
-    report = render(command.strip(), facts, size, args, rows, overload, profiles, elapsed)
+    report = render(command.strip(), facts, size, args, rows, overload, profiles, elapsed, memory)
     print()
     print(report)
     (args.out / f"run-{stamp}.md").write_text(report + "\n")
@@ -558,6 +610,7 @@ def main(argv: list[str]) -> int:
             for r in rows
         ],
         "overload": overload,
+        "memory": memory,
         "profiles": profiles,
     }
     (args.out / f"run-{stamp}.json").write_text(json.dumps(raw, indent=2) + "\n")
@@ -577,6 +630,7 @@ def render(
     overload: dict[str, Any],
     profiles: dict[str, Any],
     elapsed: float,
+    memory: dict[str, Any] | None = None,
 ) -> str:
     """The markdown report of one run."""
     info = machine()
@@ -608,6 +662,17 @@ def render(
             f"{overload['p50_ms']:.0f} ms, p99 {overload['p99_ms']:.0f} ms; statuses {statuses}; "
             f"socket errors {overload['socket_errors']}; right afterwards /healthz "
             f"{overload['healthz_after']} and a list {overload['list_after']}.",
+        ]
+    if memory:
+        out += [
+            "",
+            f"Memory of the API worker over {memory['requests']:,} requests of "
+            f"{ENDPOINT_LABELS[memory['endpoint']]} at {memory['connections']} connections "
+            f"(after the measured runs): RSS {memory['rss_start_mib']} MiB before, "
+            f"{memory['rss_half_mib']} MiB after the first half, {memory['rss_end_mib']} MiB "
+            f"after the second; peak (VmHWM) {memory['peak_half_mib']} MiB after the first "
+            f"half, {memory['peak_end_mib']} MiB at the end; growth over the second half "
+            f"{memory['second_half_growth_mib']:+} MiB.",
         ]
     for endpoint, summary in profiles.items():
         out += [

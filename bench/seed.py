@@ -13,7 +13,15 @@ The data is shaped like real use: tasks created over several months and interlea
 across users (ids grow with `created_at`, so one user's rows are spread over the heap as
 they would be), varied titles, descriptions on about half, older tasks more often
 completed, `completed_at`/`updated_at` consistent with `created_at`, and a profile row
-per user. Everything comes from one seeded random generator, so a size is reproducible.
+per user. The full task model is filled in too: each user has 0-4 lists and 2-8 tags;
+about half the tasks sit in a list, 45% carry 1-3 tags, 35% have a due date (an all-day
+date, its `due_sort_at` the start of that day in the profile's time zone, or a due
+instant), some of those a reminder, and priorities are spread over none/low/medium/high.
+Positions come from the schema's default (the sequence new tasks use), and the profile
+counters (`task_count`, `list_count`, `tag_count`) from the schema's triggers, which
+stay on. Recurrences are not seeded: completing a recurring task creates the next
+occurrence in Python (`services/recurrence.py`), which the floor does not reimplement.
+Everything comes from one seeded random generator, so a size is reproducible.
 
 The users file has one line per user, `kind user_id token id id ...`, which the wrk
 script reads: `kind` is `user` or `heavy`, the ids are a random sample of that user's
@@ -31,11 +39,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from datetime import time as day_start
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import jwt
+
+from todo_api.schemas.values import tag_key
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -79,6 +91,13 @@ _SENTENCES = (
 )
 _NAMES = ("Alice", "Bob", "Chen", "Dana", "Emeka", "Fatima", "Giulia", "Hiro", "Ines", "Jonas")
 _ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Europe/London")
+_LIST_NAMES = ("Work", "Home", "Errands", "Side project", "Reading list", "Holiday")
+_TAG_NAMES = (
+    "home", "work", "urgent", "errand", "phone", "computer", "waiting", "someday",
+    "health", "finance", "Family", "Q4", "garden", "kids",
+)  # fmt: skip
+#: Priority ranks (none, low, medium, high) and how often each occurs.
+_PRIORITY_WEIGHTS = (55, 15, 20, 10)
 _ID_ALPHABET = string.ascii_letters + string.digits
 #: Above this many tasks, secondary indexes are dropped and rebuilt around the COPY.
 BULK_ROWS = 50_000
@@ -94,8 +113,17 @@ TASK_COLUMNS = (
     "completed_at",
     "created_at",
     "updated_at",
+    "priority",
+    "due_date",
+    "due_at",
+    "due_sort_at",
+    "remind_at",
+    "list_id",
 )
 PROFILE_COLUMNS = ("user_id", "display_name", "timezone", "created_at", "updated_at")
+LIST_COLUMNS = ("id", "user_id", "name", "created_at", "updated_at")
+TAG_COLUMNS = ("id", "user_id", "name", "name_key", "created_at")
+TASK_TAG_COLUMNS = ("user_id", "task_id", "tag_id")
 
 
 def require_loopback(url: str) -> None:
@@ -113,6 +141,9 @@ class SeedUser:
     heavy: bool = False
     sample: list[int] = field(default_factory=list)
     count: int = 0
+    zone: str = "UTC"
+    lists: list[int] = field(default_factory=list)
+    tags: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -172,8 +203,11 @@ def _task_rows(
     now: datetime,
     sample_size: int,
     rng: random.Random,
+    task_tags: list[tuple[str, int, int]],
 ) -> Iterator[tuple[object, ...]]:
-    """Task records in id order; fills each user's reservoir sample of ids on the way."""
+    """Task records in id order; fills each user's reservoir sample of ids, and
+    `task_tags`, on the way."""
+    zones = {name: ZoneInfo(name) for name in _ZONES}
     total = len(owners)
     step = span / max(total, 1)
     jitter = min(step.total_seconds(), 60.0)
@@ -197,6 +231,21 @@ def _task_rows(
             updated_at = completed_at
         elif rng.random() < 0.2:
             updated_at = min(created_at + timedelta(hours=rng.expovariate(1 / 24)), now)
+        priority = rng.choices(range(4), _PRIORITY_WEIGHTS)[0]
+        due_date = due_at = due_sort_at = remind_at = None
+        if rng.random() < 0.35:
+            if rng.random() < 0.6:  # all day: starts at midnight in the profile's zone
+                due_date = (created_at + timedelta(days=rng.randint(-3, 30))).date()
+                due_sort_at = datetime.combine(due_date, day_start(), zones[user.zone])
+            else:
+                due_at = created_at + timedelta(hours=rng.randint(1, 24 * 30))
+                due_sort_at = due_at
+            if rng.random() < 0.3:
+                remind_at = due_sort_at - timedelta(hours=1)
+        list_id = rng.choice(user.lists) if user.lists and rng.random() < 0.5 else None
+        if user.tags and rng.random() < 0.45:
+            for tag_id in rng.sample(user.tags, min(len(user.tags), rng.randint(1, 3))):
+                task_tags.append((user.user_id, task_id, tag_id))
         yield (
             task_id,
             user.user_id,
@@ -206,7 +255,22 @@ def _task_rows(
             completed_at,
             created_at,
             updated_at,
+            priority,
+            due_date,
+            due_at,
+            due_sort_at,
+            remind_at,
+            list_id,
         )
+
+
+async def _next_id(conn: asyncpg.Connection, table: str) -> int:
+    return int(await conn.fetchval(f"SELECT coalesce(max(id), 0) + 1 FROM {table}"))
+
+
+async def _move_sequence(conn: asyncpg.Connection, table: str, last: int) -> None:
+    if last > 0:
+        await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), $1)", last)
 
 
 async def seed(
@@ -248,12 +312,23 @@ async def seed(
     # Interleaved in time across users, as real sign-ups and task creation would be.
     rng.shuffle(owners)
 
-    first_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) + 1 FROM tasks"))
-    profile_rows = []
+    first_id = await _next_id(conn, "tasks")
+    list_id, tag_id = await _next_id(conn, "lists"), await _next_id(conn, "tags")
+    profile_rows, list_rows, tag_rows = [], [], []
     for index, person in enumerate(people):
         joined = start - timedelta(days=rng.random() * 30)
         name = _NAMES[index % len(_NAMES)] if rng.random() < 0.7 else None
-        profile_rows.append((person.user_id, name, rng.choice(_ZONES), joined, joined))
+        person.zone = rng.choice(_ZONES)
+        profile_rows.append((person.user_id, name, person.zone, joined, joined))
+        for list_name in rng.sample(_LIST_NAMES, rng.randint(0, 4)):
+            person.lists.append(list_id)
+            list_rows.append((list_id, person.user_id, list_name, joined, joined))
+            list_id += 1
+        for tag_name in rng.sample(_TAG_NAMES, rng.randint(2, 8)):
+            person.tags.append(tag_id)
+            tag_rows.append((tag_id, person.user_id, tag_name, tag_key(tag_name), joined))
+            tag_id += 1
+    task_tags: list[tuple[str, int, int]] = []
 
     copy_started = time.perf_counter()
     # Triggers stay on (no replica mode): the schema keeps derived data such as per-user
@@ -264,29 +339,41 @@ async def seed(
         await conn.copy_records_to_table(
             "profiles", records=profile_rows, columns=list(PROFILE_COLUMNS)
         )
-        rebuild = await _drop_secondary_indexes(conn, "tasks") if len(owners) > BULK_ROWS else []
+        await conn.copy_records_to_table("lists", records=list_rows, columns=list(LIST_COLUMNS))
+        await conn.copy_records_to_table("tags", records=tag_rows, columns=list(TAG_COLUMNS))
+        bulk = len(owners) > BULK_ROWS
+        rebuild = await _drop_secondary_indexes(conn, "tasks") if bulk else []
+        rebuild += await _drop_secondary_indexes(conn, "task_tags") if bulk else []
         await conn.copy_records_to_table(
             "tasks",
-            records=_task_rows(people, owners, first_id, start, span, now, sample_size, rng),
+            records=_task_rows(
+                people, owners, first_id, start, span, now, sample_size, rng, task_tags
+            ),
             columns=list(TASK_COLUMNS),
+        )
+        await conn.copy_records_to_table(
+            "task_tags", records=task_tags, columns=list(TASK_TAG_COLUMNS)
         )
         copy_seconds = time.perf_counter() - copy_started
         for definition in rebuild:
             await conn.execute(definition)
-        await conn.execute(
-            "SELECT setval(pg_get_serial_sequence('tasks', 'id'), $1)",
-            first_id + len(owners) - 1,
-        )
+        await _move_sequence(conn, "tasks", first_id + len(owners) - 1)
+        await _move_sequence(conn, "lists", list_id - 1)
+        await _move_sequence(conn, "tags", tag_id - 1)
     index_seconds = time.perf_counter() - copy_started - copy_seconds
     if log:
-        print(f"  copied {len(owners):,} tasks for {len(people):,} users in {copy_seconds:.1f} s")
+        print(
+            f"  copied {len(owners):,} tasks ({len(task_tags):,} tag links, "
+            f"{len(list_rows):,} lists, {len(tag_rows):,} tags) for {len(people):,} users "
+            f"in {copy_seconds:.1f} s"
+        )
         if rebuild:
             print(f"  rebuilt {len(rebuild)} indexes in {index_seconds:.1f} s")
 
     vacuum_started = time.perf_counter()
     # Fresh statistics and a visibility map, as a long-running database would have.
-    await conn.execute("VACUUM (ANALYZE) profiles")
-    await conn.execute("VACUUM (ANALYZE) tasks")
+    for table in ("profiles", "lists", "tags", "tasks", "task_tags"):
+        await conn.execute(f"VACUUM (ANALYZE) {table}")
     vacuum_seconds = time.perf_counter() - vacuum_started
     if log:
         print(f"  vacuum analyze in {vacuum_seconds:.1f} s")

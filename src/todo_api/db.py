@@ -198,6 +198,18 @@ def create_engine(url: str, settings: Settings) -> tuple[AsyncEngine, Connection
     return engine, plan
 
 
+#: The user-context statement, with and without the role switch (see `Database`).
+_CONTEXT_WITH_ROLE = text(
+    "SELECT set_config('app.user_id', :user_id, true), "
+    "set_config('role', :role, true), "
+    "set_config('statement_timeout', :timeout, true)"
+)
+_CONTEXT = text(
+    "SELECT set_config('app.user_id', :user_id, true), "
+    "set_config('statement_timeout', :timeout, true)"
+)
+
+
 class Database:
     """The engine, and how each request's transaction takes on a user's identity.
 
@@ -225,16 +237,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     def _context_statement(self) -> Any:
-        if self.switch_role:
-            return text(
-                "SELECT set_config('app.user_id', :user_id, true), "
-                "set_config('role', :role, true), "
-                "set_config('statement_timeout', :timeout, true)"
-            )
-        return text(
-            "SELECT set_config('app.user_id', :user_id, true), "
-            "set_config('statement_timeout', :timeout, true)"
-        )
+        # Built once: a `text()` per request costs its construction and cache key.
+        return _CONTEXT_WITH_ROLE if self.switch_role else _CONTEXT
 
     async def begin_user_transaction(self, session: AsyncConnection, user_id: str) -> None:
         """Open the transaction as `user_id`: one statement sets every per-request setting."""

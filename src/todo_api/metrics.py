@@ -37,11 +37,23 @@ class Metrics:
             registry=self.registry,
         )
         self.app_state: Any = None
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry.register(_LiveState(self))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        # `labels()` takes a lock and builds a key per call; the children of the few
+        # label combinations a deployment sees are kept here instead (routes are
+        # templates and statuses a short list, so this stays small).
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class _LiveState(Collector):
