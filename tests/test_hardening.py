@@ -127,7 +127,7 @@ async def test_design_headers_are_exposed(alice: User) -> None:
     response = await alice.get("/api/me/tasks", headers={"Origin": ORIGIN})
     exposed = {h.strip() for h in response.headers["access-control-expose-headers"].split(",")}
     design = {"Link", "Location", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
-    design |= {"Retry-After", "X-Request-ID", "ETag"}
+    design |= {"Retry-After", "X-Request-ID", "ETag", "Idempotency-Replayed"}
     assert exposed == design == set(EXPOSED_HEADERS)
 
 

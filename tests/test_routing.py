@@ -76,7 +76,7 @@ async def test_reserved_words_are_never_treated_as_a_user_id(
     assert profile["created_at"] is None  # nothing was written to alice's profile
 
 
-ALIAS_PREFIXES = ("/api/tasks", "/api/lists", "/api/tags", "/api/reminders")
+ALIAS_PREFIXES = ("/api/tasks", "/api/lists", "/api/tags", "/api/reminders", "/api/changes")
 
 
 def test_task_aliases_are_hidden_from_the_schema(routes: list[Any]) -> None:

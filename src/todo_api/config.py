@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     max_lists_per_user: int = Field(default=200, ge=1)
     max_tags_per_user: int = Field(default=500, ge=1)
 
+    # Concurrent clients
+    #: Writes to an existing object without `If-Match` (or a batch operation without
+    #: `if_version`) are refused with 428.
+    require_if_match: bool = False
+    #: How long a POST's response is kept for replay under its `Idempotency-Key`.
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    #: How long the change feed keeps entries; an older cursor gets 410.
+    changes_retention_days: int = Field(default=30, ge=1, le=3650)
+
     _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(_split_csv)
 
     @field_validator("jwt_secret", "better_auth_secret")

@@ -111,6 +111,25 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class Gone(AppError):
+    status = 410
+    code = "gone"
+
+
+class PreconditionFailed(AppError):
+    """`If-Match` named a version the object no longer has (the body carries `current`)."""
+
+    status = 412
+    code = "version_mismatch"
+    detail = "The object has changed since the version in `If-Match`."
+
+
+class PreconditionRequired(AppError):
+    status = 428
+    code = "precondition_required"
+    detail = "This server requires `If-Match` on writes to existing objects."
+
+
 class PayloadTooLarge(AppError):
     status = 413
     code = "body_too_large"
@@ -319,8 +338,9 @@ _ON_DELETE: dict[str, tuple[type[AppError], str, str]] = {
 }
 _INVALID_PARAMETER = "22023"
 #: deadlock_detected, serialization_failure: the database aborted one of two concurrent
-#: transactions; the client's retry will succeed.
-_RETRYABLE = {"40P01", "40001"}
+#: transactions; lock_not_available: a lock wait outlasted the `lock_timeout` an
+#: idempotency-key claim sets for its transaction. The client's retry will succeed.
+_RETRYABLE = {"40P01", "40001", "55P03"}
 
 
 def database_problem(error: BaseException) -> AppError | None:

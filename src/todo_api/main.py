@@ -29,7 +29,7 @@ from todo_api.middleware import (
 from todo_api.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.redaction import install_log_redaction
 from todo_api.request_limits import RequestLimitsMiddleware
-from todo_api.routes import health, lists, profile, reminders, tags, tasks
+from todo_api.routes import changes, health, lists, profile, reminders, tags, tasks
 from todo_api.services.tasks import CursorCodec
 from todo_api.timeouts import RequestTimeoutMiddleware
 
@@ -44,6 +44,7 @@ EXPOSED_HEADERS = [
     "Retry-After",
     "X-Request-ID",
     "ETag",
+    "Idempotency-Replayed",
 ]
 
 
@@ -147,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics.app_state = app.state
     if settings.metrics_enabled:
         app.include_router(metrics.router, include_in_schema=False)
-    resources = (tasks.router, lists.router, tags.router, reminders.router)
+    resources = (tasks.router, lists.router, tags.router, reminders.router, changes.router)
     for router in resources:
         app.include_router(router, prefix="/api", include_in_schema=False)
     path_user = [Depends(check_path_user)]

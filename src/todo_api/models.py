@@ -22,6 +22,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     Sequence,
     SmallInteger,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 # Stable constraint names, so migrations can refer to them and autogenerate never drifts.
@@ -57,6 +59,12 @@ def _counter(name: str) -> Column[int]:
     return Column(name, Integer, nullable=False, server_default=text("0"))
 
 
+def _version() -> Column[int]:
+    # Raised by a BEFORE UPDATE trigger on every change (migration 0003), so no write path
+    # can forget it; the ETag and `If-Match` compare it.
+    return Column("version", Integer, nullable=False, server_default=text("1"))
+
+
 class Profile(SQLModel, table=True):
     """A user's settings. The row appears on the user's first write; reads never create it.
 
@@ -79,6 +87,12 @@ class Profile(SQLModel, table=True):
     task_count: int = Field(default=0, sa_column=_counter("task_count"))
     list_count: int = Field(default=0, sa_column=_counter("list_count"))
     tag_count: int = Field(default=0, sa_column=_counter("tag_count"))
+    #: The last sequence number of the user's change feed (`changes.seq`). Taken under
+    #: this row's lock by the change triggers, so a user's sequence numbers are handed
+    #: out in commit order (see `services/changes.py`).
+    change_seq: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
 
 
 class TaskList(SQLModel, table=True):
@@ -98,6 +112,7 @@ class TaskList(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(100), nullable=False))
     created_at: datetime = Field(sa_column=_now_column("created_at"))
     updated_at: datetime = Field(sa_column=_now_column("updated_at"))
+    version: int = Field(default=1, sa_column=_version())
 
 
 class Tag(SQLModel, table=True):
@@ -118,6 +133,7 @@ class Tag(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(50), nullable=False))
     name_key: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=_now_column("created_at"))
+    version: int = Field(default=1, sa_column=_version())
 
 
 class TaskTag(SQLModel, table=True):
@@ -268,6 +284,59 @@ class Task(SQLModel, table=True):
     position: str = Field(
         sa_column=Column(Text(collation="C"), nullable=False, server_default=POSITION_DEFAULT)
     )
+    version: int = Field(default=1, sa_column=_version())
+
+
+class Change(SQLModel, table=True):
+    """One entry of a user's change feed, appended by triggers on tasks, lists and tags.
+
+    `seq` is per user and dense; the feed returns the current object for an upsert, so
+    only the identity of the changed object is stored here. Deleted with the profile.
+    """
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "seq"),
+        CheckConstraint("kind IN ('task', 'list', 'tag')", name="kind_value"),
+        CheckConstraint("op IN ('upsert', 'delete')", name="op_value"),
+    )
+
+    user_id: str = Field(
+        sa_column=Column(Text, ForeignKey("profiles.user_id", ondelete="CASCADE"), nullable=False)
+    )
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(sa_column=Column(String(10), nullable=False))
+    object_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    op: str = Field(sa_column=Column(String(10), nullable=False))
+    reason: str = Field(sa_column=Column(String(30), nullable=False))
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    changed_at: datetime = Field(sa_column=_now_column("changed_at"))
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A POST's `Idempotency-Key` and, once its transaction commits, its response.
+
+    No foreign key to the profile: the key is claimed before a first write creates it.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "key"),
+        CheckConstraint("char_length(key) BETWEEN 1 AND 255", name="key_length"),
+        Index("ix_idempotency_keys_user_id_expires_at", "user_id", "expires_at"),
+    )
+
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    #: NULL while the first request runs (never visible to others: it commits with one).
+    response_status: int | None = Field(default=None, sa_column=Column(SmallInteger, nullable=True))
+    response_headers: dict[str, str] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    response_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(sa_column=_now_column("created_at"))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 profiles_table = Profile.__table__  # type: ignore[attr-defined]
@@ -275,3 +344,5 @@ tasks_table = Task.__table__  # type: ignore[attr-defined]
 lists_table = TaskList.__table__  # type: ignore[attr-defined]
 tags_table = Tag.__table__  # type: ignore[attr-defined]
 task_tags_table = TaskTag.__table__  # type: ignore[attr-defined]
+changes_table = Change.__table__  # type: ignore[attr-defined]
+idempotency_keys_table = IdempotencyKey.__table__  # type: ignore[attr-defined]

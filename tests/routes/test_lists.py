@@ -32,7 +32,7 @@ async def test_list_crud_on_every_spelling(alice: User, spelling: str) -> None:
     created = await alice.post(url, json={"name": "  Garden  "})
     assert created.status_code == 201, created.text
     garden = created.json()
-    assert set(garden) == {"id", "name", "created_at", "updated_at"}
+    assert set(garden) == {"id", "name", "created_at", "updated_at", "version"}
     assert garden["name"] == "Garden"
     assert httpx.URL(created.headers["location"]).path == f"{url}/{garden['id']}"
     assert (await alice.get(created.headers["location"])).json() == garden

@@ -38,6 +38,7 @@ async def test_patch_changes_priority_only(alice: User) -> None:
         **task,
         "priority": "high",
         "updated_at": response.json()["updated_at"],
+        "version": task["version"] + 1,
     }
 
 

@@ -95,3 +95,38 @@ async def test_a_move_takes_a_bounded_number_of_round_trips(caller: Caller) -> N
     url = f"/api/me/tasks/{third['id']}/move"
     trips = await caller.trips("POST", url, json={"after": first["id"]})
     assert len(trips) <= 7, _explain(trips)
+
+
+async def test_a_patch_with_if_match_is_within_the_write_budget(caller: Caller) -> None:
+    # The version check is part of the UPDATE: no read before the write.
+    task = await _new(caller)
+    url = f"/api/me/tasks/{task['id']}"
+    warm = {**caller.headers, "If-Match": '"1"'}
+    await caller.api.request("PATCH", url, json={"title": "warm"}, headers=warm)
+    caller.wire.reset()
+    headers = {**caller.headers, "If-Match": '"2"'}
+    response = await caller.api.request("PATCH", url, json={"title": "x"}, headers=headers)
+    assert response.status_code == 200, response.text
+    trips = list(caller.wire.trips)
+    assert len(trips) <= 4, _explain(trips)
+
+
+async def test_a_create_with_an_idempotency_key_costs_two_more_round_trips(
+    caller: Caller,
+) -> None:
+    # BEGIN, context, claim the key, insert, store the response, COMMIT.
+    for n in range(2):
+        caller.wire.reset()
+        headers = {**caller.headers, "Idempotency-Key": f'"trips-{n}"'}
+        response = await caller.api.post("/api/me/tasks", json={"title": "t"}, headers=headers)
+        assert response.status_code == 201, response.text
+    trips = list(caller.wire.trips)
+    assert len(trips) <= WRITE_BUDGET + 1, _explain(trips)
+
+
+async def test_a_change_feed_read_is_one_query_per_kind_changed(caller: Caller) -> None:
+    since = (await caller.send("GET", "/api/me/changes")).json()["next"]
+    await _new(caller)
+    trips = await caller.trips("GET", f"/api/me/changes?since={since}")
+    # BEGIN, context, the feed, the tasks it names, COMMIT.
+    assert len(trips) <= READ_BUDGET + 1, _explain(trips)

@@ -103,6 +103,8 @@ async def test_create_returns_201_with_the_new_task(alice: User, spelling: str) 
         "list_id",
         "parent_id",
         "position",
+        # Concurrent clients (issue 6).
+        "version",
     }
     assert isinstance(task["id"], int)
     assert task["user_id"] == alice.id

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from todo_api.deps import ListIdPath, PrincipalDep, QuotasDep, SessionDep
 from todo_api.errors import error_responses
+from todo_api.idempotency import IdempotencyDep, IdempotentRoute
+from todo_api.preconditions import (
+    ETAG_HEADER,
+    NOT_MODIFIED,
+    REPLAYED_HEADER,
+    IfMatchDep,
+    IfNoneMatchDep,
+    etag,
+    not_modified,
+)
 from todo_api.schemas.common import MAX_ID
 from todo_api.schemas.lists import ListCreate, ListPublic, ListTasksOnDelete, ListUpdate
 from todo_api.services import lists as service
 
-router = APIRouter(tags=["lists"])
+router = APIRouter(tags=["lists"], route_class=IdempotentRoute)
 
 
 @router.get(
@@ -38,10 +48,13 @@ async def list_lists(principal: PrincipalDep, session: SessionDep) -> list[ListP
         **error_responses(401, 403, 409, 413, 422),
         201: {
             "headers": {
-                "Location": {"description": "The new list's URL.", "schema": {"type": "string"}}
+                "Location": {"description": "The new list's URL.", "schema": {"type": "string"}},
+                **ETAG_HEADER,
+                **REPLAYED_HEADER,
             }
         },
     },
+    dependencies=[IdempotencyDep],
 )
 async def create_list(
     request: Request,
@@ -55,6 +68,7 @@ async def create_list(
     row = await service.create_list(session, principal.user_id, data, quotas)
     params = {name: quote(value, safe="") for name, value in request.path_params.items()}
     response.headers["Location"] = str(request.url_for("get_list", list_id=row["id"], **params))
+    response.headers["ETag"] = etag(row["version"])
     return ListPublic.model_validate(row)
 
 
@@ -62,24 +76,46 @@ async def create_list(
     "/lists/{list_id}",
     summary="Get a list",
     response_model=ListPublic,
-    responses=error_responses(401, 403, 404, 422),
+    responses={
+        **error_responses(401, 403, 404, 422),
+        **NOT_MODIFIED,
+        200: {"headers": ETAG_HEADER},
+    },
 )
-async def get_list(principal: PrincipalDep, session: SessionDep, list_id: ListIdPath) -> ListPublic:
-    """One of the caller's lists; another user's list id is 404."""
-    return ListPublic.model_validate(await service.get_list(session, principal.user_id, list_id))
+async def get_list(
+    response: Response,
+    principal: PrincipalDep,
+    session: SessionDep,
+    list_id: ListIdPath,
+    if_none_match: IfNoneMatchDep,
+) -> Any:
+    """One of the caller's lists, with its `ETag`; another user's list id is 404. 304
+    when `If-None-Match` names the current version."""
+    row = await service.get_list(session, principal.user_id, list_id)
+    unchanged = not_modified(if_none_match, row["version"])
+    if unchanged is not None:
+        return unchanged
+    response.headers["ETag"] = etag(row["version"])
+    return ListPublic.model_validate(row)
 
 
 @router.patch(
     "/lists/{list_id}",
     summary="Rename a list",
     response_model=ListPublic,
-    responses=error_responses(401, 403, 404, 422),
+    responses={**error_responses(401, 403, 404, 412, 422, 428), 200: {"headers": ETAG_HEADER}},
 )
 async def update_list(
-    principal: PrincipalDep, session: SessionDep, list_id: ListIdPath, data: ListUpdate
+    response: Response,
+    principal: PrincipalDep,
+    session: SessionDep,
+    list_id: ListIdPath,
+    data: ListUpdate,
+    precondition: IfMatchDep,
 ) -> ListPublic:
-    """Rename the list."""
-    row = await service.update_list(session, principal.user_id, list_id, data)
+    """Rename the list. `If-Match`: only if the list is at that version."""
+    row = await service.update_list(session, principal.user_id, list_id, data, precondition)
+    response.headers["ETag"] = etag(row["version"])
     return ListPublic.model_validate(row)
 
 
@@ -88,12 +124,13 @@ async def update_list(
     summary="Delete a list",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def delete_list(
     principal: PrincipalDep,
     session: SessionDep,
     list_id: ListIdPath,
+    precondition: IfMatchDep,
     tasks: Annotated[
         ListTasksOnDelete,
         Query(
@@ -112,4 +149,4 @@ async def delete_list(
 ) -> None:
     """Delete the list. An empty list just goes; a list with tasks needs `tasks=delete`
     or `tasks=move` (moved tasks keep their order, after the target's tasks)."""
-    await service.delete_list(session, principal.user_id, list_id, tasks, move_to)
+    await service.delete_list(session, principal.user_id, list_id, tasks, move_to, precondition)

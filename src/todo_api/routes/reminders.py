@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from todo_api.deps import PrincipalDep, SessionDep, TaskIdPath
 from todo_api.errors import error_responses
+from todo_api.idempotency import IdempotencyDep, IdempotentRoute
+from todo_api.preconditions import ETAG_HEADER, REPLAYED_HEADER, etag
 from todo_api.schemas.tasks import TaskPublic
 from todo_api.schemas.values import Instant
 from todo_api.services import clock
 from todo_api.services import reminders as service
 
-router = APIRouter(tags=["reminders"])
+router = APIRouter(tags=["reminders"], route_class=IdempotentRoute)
 
 
 @router.get(
@@ -43,10 +45,16 @@ async def due_reminders(
     "/reminders/{task_id}/dismiss",
     summary="Dismiss a reminder",
     response_model=TaskPublic,
-    responses=error_responses(401, 403, 404, 422),
+    responses={
+        **error_responses(401, 403, 404, 409, 422),
+        200: {"headers": {**ETAG_HEADER, **REPLAYED_HEADER}},
+    },
+    dependencies=[IdempotencyDep],
 )
 async def dismiss_reminder(
-    principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath
+    response: Response, principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath
 ) -> TaskPublic:
     """Stop reminding about this task (until `remind_at` is set again)."""
-    return TaskPublic.model_validate(await service.dismiss(session, principal.user_id, task_id))
+    row = await service.dismiss(session, principal.user_id, task_id)
+    response.headers["ETag"] = etag(row["version"])
+    return TaskPublic.model_validate(row)

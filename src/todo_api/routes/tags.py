@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response, status
 
 from todo_api.deps import PrincipalDep, SessionDep, TagIdPath
 from todo_api.errors import error_responses
+from todo_api.preconditions import ETAG_HEADER, IfMatchDep, etag
 from todo_api.schemas.tags import TagPublic, TagUpdate
 from todo_api.services import tags as service
 
@@ -32,15 +33,22 @@ async def list_tags(principal: PrincipalDep, session: SessionDep) -> list[TagPub
     "/tags/{tag_id}",
     summary="Rename or merge a tag",
     response_model=TagPublic,
-    responses=error_responses(401, 403, 404, 422),
+    responses={**error_responses(401, 403, 404, 412, 422, 428), 200: {"headers": ETAG_HEADER}},
 )
 async def rename_tag(
-    principal: PrincipalDep, session: SessionDep, tag_id: TagIdPath, data: TagUpdate
+    response: Response,
+    principal: PrincipalDep,
+    session: SessionDep,
+    tag_id: TagIdPath,
+    data: TagUpdate,
+    precondition: IfMatchDep,
 ) -> TagPublic:
     """Rename the tag. If another tag already has the new name (in any case), the two
     merge: its tasks carry the other tag, this one is deleted, and the result is the
-    surviving tag."""
-    row = await service.rename_tag(session, principal.user_id, tag_id, data.name)
+    surviving tag. `If-Match` applies to this tag; the tasks carrying it get a new
+    version (their `tags` read differently)."""
+    row = await service.rename_tag(session, principal.user_id, tag_id, data.name, precondition)
+    response.headers["ETag"] = etag(row["version"])
     return TagPublic.model_validate(row)
 
 
@@ -49,8 +57,11 @@ async def rename_tag(
     summary="Delete a tag",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 412, 422, 428),
 )
-async def delete_tag(principal: PrincipalDep, session: SessionDep, tag_id: TagIdPath) -> None:
-    """Delete the tag; the tasks that carried it lose it."""
-    await service.delete_tag(session, principal.user_id, tag_id)
+async def delete_tag(
+    principal: PrincipalDep, session: SessionDep, tag_id: TagIdPath, precondition: IfMatchDep
+) -> None:
+    """Delete the tag; the tasks that carried it lose it. `If-Match`: only if the tag is
+    at that version."""
+    await service.delete_tag(session, principal.user_id, tag_id, precondition)

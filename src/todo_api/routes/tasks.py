@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from todo_api.deps import CursorCodecDep, PrincipalDep, QuotasDep, SessionDep, TaskIdPath
 from todo_api.errors import error_responses
+from todo_api.idempotency import IdempotencyDep, IdempotentRoute
+from todo_api.preconditions import (
+    ETAG_HEADER,
+    NOT_MODIFIED,
+    REPLAYED_HEADER,
+    IfMatchDep,
+    IfNoneMatchDep,
+    etag,
+    not_modified,
+)
 from todo_api.schemas.batch import BatchRequest, BatchResponse
 from todo_api.schemas.common import MAX_ID, Line
 from todo_api.schemas.tasks import (
@@ -32,11 +42,22 @@ from todo_api.services import batch as batch_service
 from todo_api.services import positions, task_writes
 from todo_api.services import tasks as service
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], route_class=IdempotentRoute)
 
 MAX_PAGE = 200
-_ONE = error_responses(401, 403, 404, 422)
-_WRITE_ONE = error_responses(401, 403, 404, 409, 422)
+_ONE: dict[int | str, dict[str, Any]] = {
+    **error_responses(401, 403, 404, 422),
+    **NOT_MODIFIED,
+    200: {"headers": ETAG_HEADER},
+}
+#: Conditional writes: 412 when `If-Match` names another version, 428 without it when
+#: REQUIRE_IF_MATCH is on.
+_WRITE_ONE: dict[int | str, dict[str, Any]] = {
+    **error_responses(401, 403, 404, 409, 412, 422, 428),
+    200: {"headers": ETAG_HEADER},
+}
+#: A POST taking `Idempotency-Key`: 409 while a request with the key is still running.
+_POSTED = {**ETAG_HEADER, **REPLAYED_HEADER}
 
 
 @router.get(
@@ -161,10 +182,12 @@ async def list_tasks(
         **error_responses(401, 403, 409, 413, 422),
         201: {
             "headers": {
-                "Location": {"description": "The new task's URL.", "schema": {"type": "string"}}
+                "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
+                **_POSTED,
             }
         },
     },
+    dependencies=[IdempotencyDep],
 )
 async def create_task(
     request: Request,
@@ -175,14 +198,15 @@ async def create_task(
     data: TaskCreate,
 ) -> TaskPublic:
     """Create a task for the caller, at the end of its list (or of its parent's subtasks).
-    Answers 201 with the task and its `Location`; 409 `quota_tasks`/`quota_tags` when the
-    account is full; 422 `list_not_found`/`parent_not_found` for ids the caller does not
-    own."""
+    Answers 201 with the task, its `Location` and `ETag`; 409 `quota_tasks`/`quota_tags`
+    when the account is full; 422 `list_not_found`/`parent_not_found` for ids the caller
+    does not own. With `Idempotency-Key`, a retry gets this same response again."""
     row = await task_writes.create_task(session, principal.user_id, data, quotas)
     # Path parameters arrive decoded; encode them again so any user id makes a valid URL.
     params = {name: quote(value, safe="") for name, value in request.path_params.items()}
     location = request.url_for("get_task", task_id=row["id"], **params)
     response.headers["Location"] = str(location)
+    response.headers["ETag"] = etag(row["version"])
     return TaskPublic.model_validate(row)
 
 
@@ -213,39 +237,66 @@ async def clear_completed(
     "/tasks/batch",
     summary="Apply up to 100 changes atomically",
     response_model=BatchResponse,
-    responses=error_responses(401, 403, 404, 409, 413, 422),
+    responses={
+        **error_responses(401, 403, 404, 409, 412, 413, 422, 428),
+        200: {"headers": REPLAYED_HEADER},
+    },
+    dependencies=[IdempotencyDep],
 )
 async def apply_batch(
-    principal: PrincipalDep, session: SessionDep, quotas: QuotasDep, data: BatchRequest
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    quotas: QuotasDep,
+    data: BatchRequest,
 ) -> BatchResponse:
     """Create, update, complete and delete tasks in one transaction: all or nothing.
 
     Each result carries the status the operation would have had on its own. When one
     fails, nothing is applied and the error (with the status of that failure) names the
-    operation in `index`."""
-    results = await batch_service.apply_batch(session, principal.user_id, data, quotas)
+    operation in `index`. `if_version` on an operation works like `If-Match` (412 with
+    the task in `current`)."""
+    require = request.app.state.settings.require_if_match
+    results = await batch_service.apply_batch(session, principal.user_id, data, quotas, require)
     return BatchResponse(results=results)
 
 
 @router.get("/tasks/{task_id}", summary="Get a task", response_model=TaskPublic, responses=_ONE)
-async def get_task(principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath) -> TaskPublic:
-    """One of the caller's tasks. Another user's task id is 404, as if it did not exist."""
-    return TaskPublic.model_validate(await service.get_task(session, principal.user_id, task_id))
+async def get_task(
+    response: Response,
+    principal: PrincipalDep,
+    session: SessionDep,
+    task_id: TaskIdPath,
+    if_none_match: IfNoneMatchDep,
+) -> Any:
+    """One of the caller's tasks, with its `ETag`. Another user's task id is 404, as if it
+    did not exist. 304 (no body) when `If-None-Match` names the current version."""
+    row = await service.get_task(session, principal.user_id, task_id)
+    unchanged = not_modified(if_none_match, row["version"])
+    if unchanged is not None:
+        return unchanged
+    response.headers["ETag"] = etag(row["version"])
+    return TaskPublic.model_validate(row)
 
 
 @router.put(
     "/tasks/{task_id}", summary="Replace a task", response_model=TaskPublic, responses=_WRITE_ONE
 )
 async def replace_task(
+    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     quotas: QuotasDep,
     task_id: TaskIdPath,
     data: TaskReplace,
+    precondition: IfMatchDep,
 ) -> TaskPublic:
     """Replace `title`, `description` and `completed` (omitted ones take their defaults).
-    Every other field keeps its value."""
-    row = await task_writes.replace_task(session, principal.user_id, task_id, data, quotas)
+    Every other field keeps its value. `If-Match`: only if the task is at that version."""
+    row = await task_writes.replace_task(
+        session, principal.user_id, task_id, data, quotas, precondition
+    )
+    response.headers["ETag"] = etag(row["version"])
     return TaskPublic.model_validate(row)
 
 
@@ -253,15 +304,21 @@ async def replace_task(
     "/tasks/{task_id}", summary="Update a task", response_model=TaskPublic, responses=_WRITE_ONE
 )
 async def update_task(
+    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     quotas: QuotasDep,
     task_id: TaskIdPath,
     data: TaskUpdate,
+    precondition: IfMatchDep,
 ) -> TaskPublic:
     """Change only the fields sent. `tags` replaces the whole set; `list_id`/`parent_id`
-    move the task to the end of that list or parent (subtasks follow)."""
-    row = await task_writes.update_task(session, principal.user_id, task_id, data, quotas)
+    move the task to the end of that list or parent (subtasks follow). `If-Match`: only
+    if the task is at that version (else 412 with the current task in `current`)."""
+    row = await task_writes.update_task(
+        session, principal.user_id, task_id, data, quotas, precondition
+    )
+    response.headers["ETag"] = etag(row["version"])
     return TaskPublic.model_validate(row)
 
 
@@ -270,11 +327,14 @@ async def update_task(
     summary="Delete a task",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 412, 422, 428),
 )
-async def delete_task(principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath) -> None:
-    """Delete the task for good, with its subtasks."""
-    await task_writes.delete_task(session, principal.user_id, task_id)
+async def delete_task(
+    principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath, precondition: IfMatchDep
+) -> None:
+    """Delete the task for good, with its subtasks. `If-Match`: only if the task is at
+    that version."""
+    await task_writes.delete_task(session, principal.user_id, task_id, precondition)
 
 
 @router.patch(
@@ -284,10 +344,12 @@ async def delete_task(principal: PrincipalDep, session: SessionDep, task_id: Tas
     responses=_WRITE_ONE,
 )
 async def complete_task(
+    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     quotas: QuotasDep,
     task_id: TaskIdPath,
+    precondition: IfMatchDep,
     data: Annotated[TaskCompletion | None, Body()] = None,
 ) -> TaskCompleted:
     """Without a body (or without `completed`) flip completion; with
@@ -296,7 +358,10 @@ async def complete_task(
     Completing an occurrence of a recurring task creates the next one
     (`next_occurrence_id`); `open_subtask_ids` lists the subtasks still open."""
     completed = data.completed if data is not None else None
-    row = await task_writes.set_completion(session, principal.user_id, task_id, completed, quotas)
+    row = await task_writes.set_completion(
+        session, principal.user_id, task_id, completed, quotas, precondition
+    )
+    response.headers["ETag"] = etag(row["version"])
     return TaskCompleted.model_validate(row)
 
 
@@ -304,14 +369,21 @@ async def complete_task(
     "/tasks/{task_id}/move",
     summary="Reorder or move a task",
     response_model=TaskPublic,
-    responses=_WRITE_ONE,
+    responses={**_WRITE_ONE, 200: {"headers": _POSTED}},
+    dependencies=[IdempotencyDep],
 )
 async def move_task(
-    principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath, data: TaskMove
+    response: Response,
+    principal: PrincipalDep,
+    session: SessionDep,
+    task_id: TaskIdPath,
+    data: TaskMove,
+    precondition: IfMatchDep,
 ) -> TaskPublic:
     """Place the task `before` or `after` a sibling, and/or in another list (`list_id`,
     null: the inbox) or under another parent (`parent_id`, null: top level). Without an
     anchor it goes to the end. Only the moved task's position changes; subtasks follow
     it to another list."""
-    row = await positions.move_task(session, principal.user_id, task_id, data)
+    row = await positions.move_task(session, principal.user_id, task_id, data, precondition)
+    response.headers["ETag"] = etag(row["version"])
     return TaskPublic.model_validate(row)

@@ -21,10 +21,20 @@ class CreateOperation(_Operation):
     data: TaskCreate
 
 
+#: Like `If-Match` on the single routes: applied only if the task is at this version.
+_IF_VERSION = Field(
+    default=None,
+    ge=1,
+    le=2**31 - 1,
+    description="Apply only if the task's `version` is this (else 412 with `current`).",
+)
+
+
 class UpdateOperation(_Operation):
     op: Literal["update"]
     id: ObjectId
     data: TaskUpdate
+    if_version: int | None = _IF_VERSION
 
 
 class CompleteOperation(_Operation):
@@ -33,11 +43,13 @@ class CompleteOperation(_Operation):
     op: Literal["complete"]
     id: ObjectId
     completed: StrictBool | None = None
+    if_version: int | None = _IF_VERSION
 
 
 class DeleteOperation(_Operation):
     op: Literal["delete"]
     id: ObjectId
+    if_version: int | None = _IF_VERSION
 
 
 Operation = Annotated[

@@ -40,6 +40,7 @@ class ListPublic(BaseModel):
                 "name": "Garden",
                 "created_at": "2026-11-27T09:30:00Z",
                 "updated_at": "2026-11-27T09:30:00Z",
+                "version": 1,
             }
         },
     )
@@ -48,6 +49,7 @@ class ListPublic(BaseModel):
     name: str
     created_at: UtcDateTime
     updated_at: UtcDateTime
+    version: int = Field(description='Raised by every change; the `ETag` is `"<version>"`.')
 
 
 class ListTasksOnDelete(Enum):

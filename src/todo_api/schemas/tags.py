@@ -12,12 +12,16 @@ class TagPublic(BaseModel):
 
     model_config = ConfigDict(
         from_attributes=True,
-        json_schema_extra={"example": {"id": 7, "name": "work", "task_count": 12}},
+        json_schema_extra={"example": {"id": 7, "name": "work", "task_count": 12, "version": 2}},
     )
 
     id: int = Field(description="int64")
     name: str
     task_count: int
+    version: int = Field(
+        description='Raised by every rename; the `ETag` is `"<version>"`. (Not raised when '
+        "only `task_count` changes.)"
+    )
 
 
 class TagUpdate(BaseModel):

@@ -189,6 +189,7 @@ class TaskPublic(BaseModel):
                 "list_id": 3,
                 "parent_id": None,
                 "position": "s0000000000000000042",
+                "version": 3,
             }
         },
     )
@@ -218,6 +219,10 @@ class TaskPublic(BaseModel):
     parent_id: int | None
     position: str = Field(
         description="Manual order among siblings: compare bytewise (never by locale)."
+    )
+    version: int = Field(
+        description='Raised by every change; the `ETag` is `"<version>"`. Send it back in '
+        "`If-Match` to make a write fail (412) if the task changed meanwhile."
     )
 
     @model_validator(mode="before")

@@ -11,11 +11,16 @@ from todo_api.errors import Conflict, NotFound, Unprocessable
 from todo_api.models import POSITION_DEFAULT
 from todo_api.models import lists_table as lst
 from todo_api.models import tasks_table as t
-from todo_api.schemas.lists import ListCreate, ListTasksOnDelete, ListUpdate
+from todo_api.schemas.lists import ListCreate, ListPublic, ListTasksOnDelete, ListUpdate
 from todo_api.services.positions import lock_owner
 from todo_api.services.quotas import Quotas, lists_full, room
+from todo_api.services.versions import Precondition, stale
 
-_COLUMNS = (lst.c.id, lst.c.name, lst.c.created_at, lst.c.updated_at)
+LIST_COLUMNS = (lst.c.id, lst.c.name, lst.c.created_at, lst.c.updated_at, lst.c.version)
+
+
+#: Names the reason the change feed records for the next statements of the transaction.
+_REASON = text("SELECT set_config('app.change_reason', :reason, true)")
 
 
 def list_not_found(list_id: int) -> NotFound:
@@ -24,12 +29,14 @@ def list_not_found(list_id: int) -> NotFound:
 
 async def list_lists(session: AsyncConnection, user_id: str) -> list[RowMapping]:
     """The caller's lists, oldest first."""
-    stmt = select(*_COLUMNS).where(lst.c.user_id == user_id).order_by(lst.c.created_at, lst.c.id)
+    stmt = (
+        select(*LIST_COLUMNS).where(lst.c.user_id == user_id).order_by(lst.c.created_at, lst.c.id)
+    )
     return list((await session.execute(stmt)).mappings().all())
 
 
 async def get_list(session: AsyncConnection, user_id: str, list_id: int) -> RowMapping:
-    stmt = select(*_COLUMNS).where(lst.c.user_id == user_id, lst.c.id == list_id)
+    stmt = select(*LIST_COLUMNS).where(lst.c.user_id == user_id, lst.c.id == list_id)
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
         raise list_not_found(list_id)
@@ -46,7 +53,7 @@ async def create_list(
         .from_select(
             ["user_id", "name"], select(slot.c.user_id, literal(data.name, lst.c.name.type))
         )
-        .returning(*_COLUMNS)
+        .returning(*LIST_COLUMNS)
     )
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
@@ -54,18 +61,34 @@ async def create_list(
     return row
 
 
+async def _refused(
+    session: AsyncConnection, user_id: str, list_id: int, precondition: Precondition | None
+) -> Exception:
+    """404, or 412 with the current list, for a write that matched no row."""
+    if precondition is None:
+        return list_not_found(list_id)
+    row = await get_list(session, user_id, list_id)
+    return stale(ListPublic.model_validate(row).model_dump(mode="json"), row["version"], "list")
+
+
 async def update_list(
-    session: AsyncConnection, user_id: str, list_id: int, data: ListUpdate
+    session: AsyncConnection,
+    user_id: str,
+    list_id: int,
+    data: ListUpdate,
+    precondition: Precondition | None = None,
 ) -> RowMapping:
     stmt = (
         update(lst)
         .where(lst.c.user_id == user_id, lst.c.id == list_id)
         .values(name=data.name, updated_at=func.now())
-        .returning(*_COLUMNS)
+        .returning(*LIST_COLUMNS)
     )
+    if precondition is not None:
+        stmt = stmt.where(precondition.clause(lst.c.version))
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
-        raise list_not_found(list_id)
+        raise await _refused(session, user_id, list_id, precondition)
     return row
 
 
@@ -75,29 +98,40 @@ async def delete_list(
     list_id: int,
     on_tasks: ListTasksOnDelete,
     move_to: int | None,
+    precondition: Precondition | None = None,
 ) -> None:
     """Delete a list. With tasks in it: refused (409) unless `on_tasks` says to delete
-    them (with their subtasks) or to move them to `move_to` (None: the inbox)."""
+    them (with their subtasks) or to move them to `move_to` (None: the inbox).
+
+    The precondition is checked by the final DELETE; when it fails, the tasks deleted or
+    moved before it are restored with the rest of the transaction."""
     if on_tasks is ListTasksOnDelete.move:
         if move_to == list_id:
             raise Unprocessable("Move the tasks to another list.", code="move_to_same_list")
         await _move_tasks(session, user_id, list_id, move_to)
     elif on_tasks is ListTasksOnDelete.delete:
+        # The change feed reports these deletions as `list_deleted` (migration 0003).
+        await session.execute(_REASON, {"reason": "list_deleted"})
         await session.execute(delete(t).where(t.c.user_id == user_id, t.c.list_id == list_id))
+        await session.execute(_REASON, {"reason": ""})
     stmt = delete(lst).where(lst.c.user_id == user_id, lst.c.id == list_id)
+    if precondition is not None:
+        stmt = stmt.where(precondition.clause(lst.c.version))
     if on_tasks is ListTasksOnDelete.refuse:
         # The foreign key also refuses (a task added concurrently): same 409.
         has_tasks = exists().where(t.c.user_id == user_id, t.c.list_id == list_id)
         deleted = (await session.execute(stmt.where(~has_tasks).returning(lst.c.id))).first()
         if deleted is None:
-            await get_list(session, user_id, list_id)
+            current = await get_list(session, user_id, list_id)
+            if precondition is not None and not precondition.matches(current["version"]):
+                raise await _refused(session, user_id, list_id, precondition)
             raise Conflict(
                 "The list still has tasks: pass `tasks=delete` or `tasks=move`.",
                 code="list_not_empty",
             )
         return
     if (await session.execute(stmt.returning(lst.c.id))).first() is None:
-        raise list_not_found(list_id)
+        raise await _refused(session, user_id, list_id, precondition)
 
 
 async def _move_tasks(

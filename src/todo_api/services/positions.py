@@ -31,9 +31,10 @@ from todo_api.errors import Unprocessable
 from todo_api.models import POSITION_DEFAULT
 from todo_api.models import profiles_table as p
 from todo_api.models import tasks_table as t
-from todo_api.schemas.tasks import TaskMove
+from todo_api.schemas.tasks import TaskMove, TaskPublic
 from todo_api.services.fractional import key_between, keys_between
-from todo_api.services.tasks import COLUMNS, task_not_found
+from todo_api.services.tasks import COLUMNS, readable, task_not_found
+from todo_api.services.versions import Precondition, stale
 
 #: Deepest level a subtask may sit at (a top-level task is level 0).
 MAX_DEPTH = 4
@@ -192,7 +193,7 @@ async def _lock_rows(
 ) -> dict[int, RowMapping]:
     """The tasks a move involves, locked in id order, with their latest committed values."""
     stmt = (
-        select(t.c.id, t.c.list_id, t.c.parent_id, t.c.position)
+        select(t.c.id, t.c.list_id, t.c.parent_id, t.c.position, t.c.version)
         .where(t.c.user_id == user_id, t.c.id.in_(sorted(ids)))
         .order_by(t.c.id)
         .with_for_update()
@@ -254,7 +255,11 @@ async def _place(
 
 
 async def move_task(
-    session: AsyncConnection, user_id: str, task_id: int, data: TaskMove
+    session: AsyncConnection,
+    user_id: str,
+    task_id: int,
+    data: TaskMove,
+    precondition: Precondition | None = None,
 ) -> RowMapping:
     """Place the task as `data` says; subtasks follow it to another list."""
     anchor_id = data.before if data.before is not None else data.after
@@ -262,6 +267,11 @@ async def move_task(
     task = rows.get(task_id)
     if task is None:
         raise task_not_found(task_id)
+    if precondition is not None and not precondition.matches(task["version"]):
+        # The row is locked: the version read above is the one the move would replace.
+        current = (await session.execute(readable(user_id).where(t.c.id == task_id))).mappings()
+        row = current.one()
+        raise stale(TaskPublic.model_validate(row).model_dump(mode="json"), row["version"], "task")
     # Task rows first, then the owner: the order in which deletes and completions (whose
     # triggers update the profile row) take their locks, so the two cannot deadlock.
     await lock_owner(session, user_id)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.auth import Principal
+from todo_api.models import idempotency_keys_table as ik
 from todo_api.models import lists_table as lst
 from todo_api.models import profiles_table as p
 from todo_api.models import tags_table as tg
@@ -68,8 +69,13 @@ async def update_profile(
 
 
 async def erase_user(session: AsyncConnection, user_id: str) -> None:
-    """Delete everything stored for the user. The next request starts a fresh account."""
+    """Delete everything stored for the user. The next request starts a fresh account.
+
+    The change feed goes with the profile (foreign key cascade), so nothing about the
+    erased objects survives; the profile's creation time is the feeds' epoch, so a
+    cursor from before the erase gets 410 `cursor_expired` and the client resyncs to
+    the empty account. Stored idempotency keys (and their responses) go too."""
     # Children first: tasks (their tags links and subtasks go with them), then tags and
     # lists, then the profile, whose counters the deletes above keep updating.
-    for table in (t, tg, lst, p):
+    for table in (t, tg, lst, ik, p):
         await session.execute(delete(table).where(table.c.user_id == user_id))

@@ -28,8 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from todo_api.errors import NotFound
 from todo_api.models import tags_table as tg
 from todo_api.models import task_tags_table as tt
+from todo_api.models import tasks_table as t
+from todo_api.schemas.tags import TagPublic
 from todo_api.schemas.values import tag_key
 from todo_api.services.quotas import tags_full
+from todo_api.services.versions import Precondition, stale
+
+#: Names the reason the change feed records for the next statements of the transaction.
+_REASON = text("SELECT set_config('app.change_reason', :reason, true)")
 
 # Upserts the missing tags (within the quota), links the wanted ones, unlinks the rest
 # and returns the names: one round trip whatever the number of tags. The profile row is
@@ -133,35 +139,68 @@ def tag_not_found(tag_id: int) -> NotFound:
     return NotFound(f"No tag with id {tag_id} exists for this user.", code="tag_not_found")
 
 
-def _with_count() -> Any:
+def with_count() -> Any:
     count = (
         select(func.count())
         .where(tt.c.user_id == tg.c.user_id, tt.c.tag_id == tg.c.id)
         .correlate(tg)
         .scalar_subquery()
     )
-    return select(tg.c.id, tg.c.name, count.label("task_count"))
+    return select(tg.c.id, tg.c.name, count.label("task_count"), tg.c.version)
 
 
 async def list_tags(session: AsyncConnection, user_id: str) -> list[RowMapping]:
     """Every tag of the caller with the number of tasks carrying it, by name."""
-    stmt = _with_count().where(tg.c.user_id == user_id).order_by(tg.c.name_key, tg.c.id)
+    stmt = with_count().where(tg.c.user_id == user_id).order_by(tg.c.name_key, tg.c.id)
     return list((await session.execute(stmt)).mappings().all())
 
 
 async def get_tag(session: AsyncConnection, user_id: str, tag_id: int) -> RowMapping:
-    stmt = _with_count().where(tg.c.user_id == user_id, tg.c.id == tag_id)
+    stmt = with_count().where(tg.c.user_id == user_id, tg.c.id == tag_id)
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
         raise tag_not_found(tag_id)
     return row
 
 
-async def rename_tag(session: AsyncConnection, user_id: str, tag_id: int, name: str) -> RowMapping:
+async def _refused(
+    session: AsyncConnection, user_id: str, tag_id: int, precondition: Precondition | None
+) -> Exception:
+    """404, or 412 with the current tag, for a write that matched no row."""
+    if precondition is None:
+        return tag_not_found(tag_id)
+    row = await get_tag(session, user_id, tag_id)
+    return stale(TagPublic.model_validate(row).model_dump(mode="json"), row["version"], "tag")
+
+
+async def _touch_tasks(session: AsyncConnection, user_id: str, *tag_ids: int) -> None:
+    """Give every task carrying the tag a new version (and a change-feed entry): their
+    `tags` are about to read differently. Task rows before the tag row: the lock order
+    of task writes, which lock the task and then (setting tags) tag rows."""
+    await session.execute(
+        update(t)
+        .where(
+            t.c.user_id == user_id,
+            t.c.id.in_(
+                select(tt.c.task_id).where(tt.c.user_id == user_id, tt.c.tag_id.in_(tag_ids))
+            ),
+        )
+        .values(version=t.c.version)  # the version trigger raises it
+    )
+
+
+async def rename_tag(
+    session: AsyncConnection,
+    user_id: str,
+    tag_id: int,
+    name: str,
+    precondition: Precondition | None = None,
+) -> RowMapping:
     """Rename a tag; when another tag already has that name, merge into it.
 
     A merge moves every link to the surviving tag (tasks carrying both keep one) and
-    deletes the renamed tag. Returns the surviving tag.
+    deletes the renamed tag. Returns the surviving tag. `precondition` applies to the
+    renamed tag, and is checked by the statement that changes (or deletes) it.
     """
     key = tag_key(name)
     source = (
@@ -176,12 +215,17 @@ async def rename_tag(session: AsyncConnection, user_id: str, tag_id: int, name: 
             select(tg.c.id).where(tg.c.user_id == user_id, tg.c.name_key == key, tg.c.id != tag_id)
         )
     ).scalar_one_or_none()
+    # A merge renames the surviving tag too (to the spelling asked for).
+    await _touch_tasks(session, user_id, tag_id, *([target] if target is not None else []))
+    this_tag = [tg.c.user_id == user_id, tg.c.id == tag_id]
+    if precondition is not None:
+        this_tag.append(precondition.clause(tg.c.version))
     if target is None:
-        await session.execute(
-            update(tg)
-            .where(tg.c.user_id == user_id, tg.c.id == tag_id)
-            .values(name=name, name_key=key)
+        renamed = await session.execute(
+            update(tg).where(*this_tag).values(name=name, name_key=key).returning(tg.c.id)
         )
+        if renamed.first() is None:
+            raise await _refused(session, user_id, tag_id, precondition)
         return await get_tag(session, user_id, tag_id)
     await session.execute(
         text(
@@ -194,16 +238,26 @@ async def rename_tag(session: AsyncConnection, user_id: str, tag_id: int, name: 
         ),
         {"user_id": user_id, "source": tag_id, "target": target},
     )
-    await session.execute(delete(tg).where(tg.c.user_id == user_id, tg.c.id == tag_id))
+    # The change feed reports the merged tag's deletion as `merged`.
+    await session.execute(_REASON, {"reason": "merged"})
+    deleted = await session.execute(delete(tg).where(*this_tag).returning(tg.c.id))
+    if deleted.first() is None:
+        raise await _refused(session, user_id, tag_id, precondition)
     # The surviving tag takes the spelling the client asked for.
+    await session.execute(_REASON, {"reason": ""})
     await session.execute(
         update(tg).where(tg.c.user_id == user_id, tg.c.id == target).values(name=name)
     )
     return await get_tag(session, user_id, target)
 
 
-async def delete_tag(session: AsyncConnection, user_id: str, tag_id: int) -> None:
-    """Delete a tag; the tasks that carried it simply lose it."""
-    stmt = delete(tg).where(tg.c.user_id == user_id, tg.c.id == tag_id).returning(tg.c.id)
-    if (await session.execute(stmt)).first() is None:
-        raise tag_not_found(tag_id)
+async def delete_tag(
+    session: AsyncConnection, user_id: str, tag_id: int, precondition: Precondition | None = None
+) -> None:
+    """Delete a tag; the tasks that carried it simply lose it (and get a new version)."""
+    await _touch_tasks(session, user_id, tag_id)
+    stmt = delete(tg).where(tg.c.user_id == user_id, tg.c.id == tag_id)
+    if precondition is not None:
+        stmt = stmt.where(precondition.clause(tg.c.version))
+    if (await session.execute(stmt.returning(tg.c.id))).first() is None:
+        raise await _refused(session, user_id, tag_id, precondition)

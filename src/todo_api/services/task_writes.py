@@ -35,12 +35,20 @@ from sqlalchemy.types import TypeEngine
 
 from todo_api.errors import Unprocessable
 from todo_api.models import tasks_table as t
-from todo_api.schemas.tasks import TaskCreate, TaskMove, TaskReplace, TaskUpdate
+from todo_api.schemas.tasks import TaskCreate, TaskMove, TaskPublic, TaskReplace, TaskUpdate
 from todo_api.services import clock, recurrence
 from todo_api.services.positions import check_parent, move_task
 from todo_api.services.quotas import Quotas, room, tasks_full
 from todo_api.services.tags import copy_tags, set_tags
-from todo_api.services.tasks import COLUMNS, get_task, profile_zone, start_of_day, task_not_found
+from todo_api.services.tasks import (
+    COLUMNS,
+    STORED,
+    get_task,
+    profile_zone,
+    start_of_day,
+    task_not_found,
+)
+from todo_api.services.versions import Precondition, stale
 
 #: Open subtasks (any depth) of the task in the enclosing UPDATE, for `/complete`.
 OPEN_SUBTASKS = literal_column(
@@ -109,11 +117,14 @@ async def _insert(
     columns = {**values, **_due_values(due, slot.c.timezone)}
     names = ["user_id", *columns]
     source = select(slot.c.user_id, *(_typed(k, v) for k, v in columns.items()))
-    stmt = insert(t).from_select(names, source).returning(*COLUMNS)
+    # Only stored columns: in an INSERT's RETURNING, SQLAlchemy does not correlate the
+    # TAGS/NEXT_OCCURRENCE subqueries with the new row (they would scan every task). A
+    # new task has neither yet; tags are linked by the caller afterwards.
+    stmt = insert(t).from_select(names, source).returning(*STORED)
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
         raise tasks_full(quotas.tasks)
-    return dict(row)
+    return {**row, "tags": [], "next_occurrence_id": None}
 
 
 async def create_task(
@@ -146,6 +157,24 @@ async def create_task(
     return row
 
 
+async def refused(
+    session: AsyncConnection, user_id: str, task_id: int, precondition: Precondition | None
+) -> Exception:
+    """Why a write matched no row: 404, or 412 with the current task (a read that only
+    this failure path pays for)."""
+    if precondition is None:
+        return task_not_found(task_id)
+    row = await get_task(session, user_id, task_id)  # raises 404 when it does not exist
+    return stale(TaskPublic.model_validate(row).model_dump(mode="json"), row["version"], "task")
+
+
+def check_current(row: Any, precondition: Precondition | None) -> None:
+    """For writes that change nothing: the precondition still applies."""
+    if precondition is not None and not precondition.matches(row["version"]):
+        current = TaskPublic.model_validate(row).model_dump(mode="json")
+        raise stale(current, row["version"], "task")
+
+
 async def _write(
     session: AsyncConnection,
     user_id: str,
@@ -154,16 +183,23 @@ async def _write(
     quotas: Quotas,
     *,
     completion: bool = False,
+    precondition: Precondition | None = None,
 ) -> dict[str, Any]:
     """UPDATE one task; when `completion`, also report whether this completed it and, for
-    a recurring task, create the next occurrence (the one place that does)."""
-    where = (t.c.user_id == user_id, t.c.id == task_id)
+    a recurring task, create the next occurrence (the one place that does).
+
+    The `If-Match` check is in the UPDATE's WHERE: of concurrent writers naming the same
+    version, the first takes the row lock and raises the version (trigger); the others
+    re-check the WHERE against the committed row after the lock and match nothing."""
+    where = [t.c.user_id == user_id, t.c.id == task_id]
+    if precondition is not None:
+        where.append(precondition.clause(t.c.version))
     values = {**values, "updated_at": func.now()}
     if not completion:
         stmt = update(t).where(*where).values(**values).returning(*COLUMNS)
         updated = (await session.execute(stmt)).mappings().first()
         if updated is None:
-            raise task_not_found(task_id)
+            raise await refused(session, user_id, task_id, precondition)
         return dict(updated)
     # The row lock in the sub-select returns the latest committed `completed`, so of two
     # concurrent completions only one sees the transition.
@@ -186,7 +222,7 @@ async def _write(
     )
     found = (await session.execute(stmt)).mappings().first()
     if found is None:
-        raise task_not_found(task_id)
+        raise await refused(session, user_id, task_id, precondition)
     row = dict(found)
     if row["completed"] and row["recurrence"] is not None:
         if not row["was_completed"]:
@@ -259,7 +295,12 @@ async def _next_occurrence(
 
 
 async def replace_task(
-    session: AsyncConnection, user_id: str, task_id: int, data: TaskReplace, quotas: Quotas
+    session: AsyncConnection,
+    user_id: str,
+    task_id: int,
+    data: TaskReplace,
+    quotas: Quotas,
+    precondition: Precondition | None = None,
 ) -> dict[str, Any]:
     """PUT: the Phase II fields take the given values (or their defaults); the others
     keep theirs."""
@@ -269,17 +310,27 @@ async def replace_task(
         "completed": data.completed,
         "completed_at": completed_at(data.completed),
     }
-    return await _write(session, user_id, task_id, values, quotas, completion=True)
+    return await _write(
+        session, user_id, task_id, values, quotas, completion=True, precondition=precondition
+    )
 
 
 async def update_task(
-    session: AsyncConnection, user_id: str, task_id: int, data: TaskUpdate, quotas: Quotas
+    session: AsyncConnection,
+    user_id: str,
+    task_id: int,
+    data: TaskUpdate,
+    quotas: Quotas,
+    precondition: Precondition | None = None,
 ) -> dict[str, Any]:
     """PATCH: only the fields the client sent change."""
     sent = data.model_fields_set
     placement = {name: getattr(data, name) for name in ("list_id", "parent_id") if name in sent}
     if placement:
-        await move_task(session, user_id, task_id, TaskMove.model_validate(placement))
+        # The move checks the precondition under the task's row lock and raises the
+        # version itself, so the UPDATE below must not check it again.
+        await move_task(session, user_id, task_id, TaskMove.model_validate(placement), precondition)
+        precondition = None
     values: dict[str, Any] = {}
     for name in ("title", "description", "recurrence"):
         if name in sent:
@@ -295,9 +346,17 @@ async def update_task(
     if data.completed is not None:
         values.update(completed=data.completed, completed_at=completed_at(data.completed))
     if not values and data.tags is None:
-        return dict(await get_task(session, user_id, task_id))
+        current = await get_task(session, user_id, task_id)
+        check_current(current, precondition)
+        return dict(current)
     row = await _write(
-        session, user_id, task_id, values, quotas, completion=data.completed is not None
+        session,
+        user_id,
+        task_id,
+        values,
+        quotas,
+        completion=data.completed is not None,
+        precondition=precondition,
     )
     if data.tags is not None:
         row["tags"] = await set_tags(session, user_id, [task_id], data.tags, quotas.tags)
@@ -305,19 +364,30 @@ async def update_task(
 
 
 async def set_completion(
-    session: AsyncConnection, user_id: str, task_id: int, completed: bool | None, quotas: Quotas
+    session: AsyncConnection,
+    user_id: str,
+    task_id: int,
+    completed: bool | None,
+    quotas: Quotas,
+    precondition: Precondition | None = None,
 ) -> dict[str, Any]:
     """Toggle completion, or set it when `completed` is given."""
     target: Any = ~t.c.completed if completed is None else completed
     values = {"completed": target, "completed_at": completed_at(target)}
-    return await _write(session, user_id, task_id, values, quotas, completion=True)
+    return await _write(
+        session, user_id, task_id, values, quotas, completion=True, precondition=precondition
+    )
 
 
-async def delete_task(session: AsyncConnection, user_id: str, task_id: int) -> None:
+async def delete_task(
+    session: AsyncConnection, user_id: str, task_id: int, precondition: Precondition | None = None
+) -> None:
     """Delete the task; its subtasks go with it (foreign key cascade)."""
-    stmt = delete(t).where(t.c.user_id == user_id, t.c.id == task_id).returning(t.c.id)
-    if (await session.execute(stmt)).first() is None:
-        raise task_not_found(task_id)
+    stmt = delete(t).where(t.c.user_id == user_id, t.c.id == task_id)
+    if precondition is not None:
+        stmt = stmt.where(precondition.clause(t.c.version))
+    if (await session.execute(stmt.returning(t.c.id))).first() is None:
+        raise await refused(session, user_id, task_id, precondition)
 
 
 async def delete_completed(session: AsyncConnection, user_id: str, list_id: int | None) -> int:

@@ -91,6 +91,7 @@ STORED = (
     t.c.list_id,
     t.c.parent_id,
     t.c.position,
+    t.c.version,
 )
 #: Everything a task response needs, for SELECT and for UPDATE ... RETURNING.
 COLUMNS = (*STORED, TAGS, NEXT_OCCURRENCE)
