@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from tests.conftest import TEST_SECRET, User, make_settings, make_token
 from tests.live_server import serve
+from tests.routes.support import assert_problem
 from todo_api.config import Settings
 from todo_api.main import EXPOSED_HEADERS, create_app
 from todo_api.request_limits import (
@@ -33,16 +34,6 @@ EVIL = "https://evil.example.net"
 MiB = 1024 * 1024
 STRICT_CSP = "default-src 'none'; frame-ancestors 'none'"
 JSON = {"Content-Type": "application/json"}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 def nested(depth: int) -> Any:

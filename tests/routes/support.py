@@ -1,4 +1,4 @@
-"""Helpers shared by the route tests of the full task model."""
+"""Helpers shared by the route tests."""
 
 from __future__ import annotations
 
@@ -15,11 +15,18 @@ from todo_api.services import clock
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status and code, carrying the request
+    id, and its validation errors (if any) never echo the input."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
     assert body["status"] == status
     assert body["code"] == code, body
+    assert body["request_id"] == response.headers["x-request-id"]
+    if status == 422 and code in {"validation_failed", "json_invalid"}:
+        assert body["errors"]
+    for item in body.get("errors") or []:
+        assert set(item) == {"loc", "msg", "type"}
     return body
 
 

@@ -8,16 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import User, make_token
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
+from tests.routes.support import assert_problem
 
 
 def prefix(user: User, spelling: str) -> str:

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from tests.conftest import User
+from tests.routes.support import assert_problem
 
 SPELLINGS = ("canonical", "me")
 RowCount = Callable[[str, User], Awaitable[int]]
@@ -18,19 +18,6 @@ RowCount = Callable[[str, User], Awaitable[int]]
 
 def profile_url(user: User, spelling: str = "me") -> str:
     return f"/api/{user.id}" if spelling == "canonical" else "/api/me"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
-    if code == "validation_failed":
-        assert body["errors"]
-        assert all(set(item) == {"loc", "msg", "type"} for item in body["errors"])
-    return body
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import User
+from tests.routes.support import assert_problem
 
 SPELLINGS = ("canonical", "me", "alias")
 
@@ -26,19 +27,6 @@ def spelling(request: pytest.FixtureRequest) -> str:
 def tasks_url(user: User, spelling: str = "me") -> str:
     prefix = {"canonical": f"/api/{user.id}", "me": "/api/me", "alias": "/api"}[spelling]
     return f"{prefix}/tasks"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
-    if code == "validation_failed":
-        assert body["errors"]
-        assert all(set(item) == {"loc", "msg", "type"} for item in body["errors"])
-    return body
 
 
 def parse_time(value: str) -> datetime:

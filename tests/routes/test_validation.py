@@ -8,21 +8,9 @@ import httpx
 import pytest
 
 from tests.conftest import User
+from tests.routes.support import assert_problem
 
 MAX_ID = 2**63 - 1
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
-    if status == 422 and code in {"validation_failed", "json_invalid"}:
-        assert body["errors"]
-        assert all(set(item) == {"loc", "msg", "type"} for item in body["errors"])
-    return body
 
 
 @pytest.fixture
