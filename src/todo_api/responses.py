@@ -28,7 +28,7 @@ _OPTIONS = orjson.OPT_UTC_Z
 _PRIORITIES = tuple(Priority.from_rank(rank).value for rank in range(4))
 
 
-def task_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def task_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A task row as `TaskPublic` renders it, fields in the same order."""
     due_at = row["due_at"]
     return {
@@ -56,7 +56,7 @@ def task_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def completed_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def completed_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A row of `/complete` as `TaskCompleted` renders it."""
     task = task_dict(row)
     task["open_subtask_ids"] = list(row.get("open_subtask_ids") or ())
@@ -70,7 +70,7 @@ class JSONBytesResponse(Response):
 
 
 def task_response(
-    row: Mapping[str, Any],
+    row: Mapping[Any, Any],
     *,
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
@@ -82,7 +82,7 @@ def task_response(
 
 
 def tasks_response(
-    rows: Iterable[Mapping[str, Any]], *, headers: Mapping[str, str] | None = None
+    rows: Iterable[Mapping[Any, Any]], *, headers: Mapping[str, str] | None = None
 ) -> Response:
     """A page of tasks: a plain JSON array (`list[TaskPublic]`)."""
     body = orjson.dumps([task_dict(row) for row in rows], option=_OPTIONS)

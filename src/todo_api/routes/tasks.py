@@ -19,6 +19,7 @@ from todo_api.preconditions import (
     etag,
     not_modified,
 )
+from todo_api.responses import task_response, tasks_response
 from todo_api.schemas.batch import BatchRequest, BatchResponse
 from todo_api.schemas.common import MAX_ID, Line
 from todo_api.schemas.tasks import (
@@ -78,7 +79,6 @@ _POSTED = {**ETAG_HEADER, **REPLAYED_HEADER}
 )
 async def list_tasks(
     request: Request,
-    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     codec: CursorCodecDep,
@@ -140,7 +140,7 @@ async def list_tasks(
         ),
     ] = None,
     has_due: Annotated[bool | None, Query(description="With (or without) a due date.")] = None,
-) -> list[TaskPublic]:
+) -> Response:
     """The caller's tasks as a plain JSON array, one page at a time.
 
     Pagination is keyset-based: follow the `Link` header's `rel="next"` URL until it
@@ -164,13 +164,13 @@ async def list_tasks(
         status_filter, sort, order or DEFAULT_ORDER[sort], limit, cursor, filters
     )
     page = await service.list_tasks(session, principal.user_id, query, codec)
-    if page.next_cursor is not None:
-        # `request.url` carries the decoded path: encode it again so that any user id
-        # (a space, `%`, `>`, non-Latin-1 letters) still makes a valid header.
-        here = request.url.replace(path=quote(request.scope["path"]))
-        next_url = here.include_query_params(cursor=page.next_cursor)
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return [TaskPublic.model_validate(row) for row in page.rows]
+    if page.next_cursor is None:
+        return tasks_response(page.rows)
+    # `request.url` carries the decoded path: encode it again so that any user id
+    # (a space, `%`, `>`, non-Latin-1 letters) still makes a valid header.
+    here = request.url.replace(path=quote(request.scope["path"]))
+    next_url = here.include_query_params(cursor=page.next_cursor)
+    return tasks_response(page.rows, headers={"Link": f'<{next_url}>; rel="next"'})
 
 
 @router.post(
@@ -191,12 +191,11 @@ async def list_tasks(
 )
 async def create_task(
     request: Request,
-    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     quotas: QuotasDep,
     data: TaskCreate,
-) -> TaskPublic:
+) -> Response:
     """Create a task for the caller, at the end of its list (or of its parent's subtasks).
     Answers 201 with the task, its `Location` and `ETag`; 409 `quota_tasks`/`quota_tags`
     when the account is full; 422 `list_not_found`/`parent_not_found` for ids the caller
@@ -205,9 +204,8 @@ async def create_task(
     # Path parameters arrive decoded; encode them again so any user id makes a valid URL.
     params = {name: quote(value, safe="") for name, value in request.path_params.items()}
     location = request.url_for("get_task", task_id=row["id"], **params)
-    response.headers["Location"] = str(location)
-    response.headers["ETag"] = etag(row["version"])
-    return TaskPublic.model_validate(row)
+    headers = {"Location": str(location), "ETag": etag(row["version"])}
+    return task_response(row, status_code=status.HTTP_201_CREATED, headers=headers)
 
 
 @router.delete(
@@ -263,63 +261,57 @@ async def apply_batch(
 
 @router.get("/tasks/{task_id}", summary="Get a task", response_model=TaskPublic, responses=_ONE)
 async def get_task(
-    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     task_id: TaskIdPath,
     if_none_match: IfNoneMatchDep,
-) -> Any:
+) -> Response:
     """One of the caller's tasks, with its `ETag`. Another user's task id is 404, as if it
     did not exist. 304 (no body) when `If-None-Match` names the current version."""
     row = await service.get_task(session, principal.user_id, task_id)
     unchanged = not_modified(if_none_match, row["version"])
     if unchanged is not None:
         return unchanged
-    response.headers["ETag"] = etag(row["version"])
-    return TaskPublic.model_validate(row)
+    return task_response(row, headers={"ETag": etag(row["version"])})
 
 
 @router.put(
     "/tasks/{task_id}", summary="Replace a task", response_model=TaskPublic, responses=_WRITE_ONE
 )
 async def replace_task(
-    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     quotas: QuotasDep,
     task_id: TaskIdPath,
     data: TaskReplace,
     precondition: IfMatchDep,
-) -> TaskPublic:
+) -> Response:
     """Replace `title`, `description` and `completed` (omitted ones take their defaults).
     Every other field keeps its value. `If-Match`: only if the task is at that version."""
     row = await task_writes.replace_task(
         session, principal.user_id, task_id, data, quotas, precondition
     )
-    response.headers["ETag"] = etag(row["version"])
-    return TaskPublic.model_validate(row)
+    return task_response(row, headers={"ETag": etag(row["version"])})
 
 
 @router.patch(
     "/tasks/{task_id}", summary="Update a task", response_model=TaskPublic, responses=_WRITE_ONE
 )
 async def update_task(
-    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     quotas: QuotasDep,
     task_id: TaskIdPath,
     data: TaskUpdate,
     precondition: IfMatchDep,
-) -> TaskPublic:
+) -> Response:
     """Change only the fields sent. `tags` replaces the whole set; `list_id`/`parent_id`
     move the task to the end of that list or parent (subtasks follow). `If-Match`: only
     if the task is at that version (else 412 with the current task in `current`)."""
     row = await task_writes.update_task(
         session, principal.user_id, task_id, data, quotas, precondition
     )
-    response.headers["ETag"] = etag(row["version"])
-    return TaskPublic.model_validate(row)
+    return task_response(row, headers={"ETag": etag(row["version"])})
 
 
 @router.delete(
@@ -344,14 +336,13 @@ async def delete_task(
     responses=_WRITE_ONE,
 )
 async def complete_task(
-    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     quotas: QuotasDep,
     task_id: TaskIdPath,
     precondition: IfMatchDep,
     data: Annotated[TaskCompletion | None, Body()] = None,
-) -> TaskCompleted:
+) -> Response:
     """Without a body (or without `completed`) flip completion; with
     `{"completed": true|false}` set it. `completed_at` follows.
 
@@ -361,8 +352,7 @@ async def complete_task(
     row = await task_writes.set_completion(
         session, principal.user_id, task_id, completed, quotas, precondition
     )
-    response.headers["ETag"] = etag(row["version"])
-    return TaskCompleted.model_validate(row)
+    return task_response(row, headers={"ETag": etag(row["version"])}, completion=True)
 
 
 @router.post(

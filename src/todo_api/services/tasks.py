@@ -14,15 +14,19 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BindParameter,
     Date,
     DateTime,
+    Integer,
     Select,
     Text,
     and_,
+    bindparam,
     cast,
     false,
     func,
@@ -97,7 +101,7 @@ STORED = (
 COLUMNS = (*STORED, TAGS, NEXT_OCCURRENCE)
 
 
-def readable(user_id: str) -> Select[Any]:
+def readable(user_id: str | BindParameter[str]) -> Select[Any]:
     """The starting point of every task query: the caller's tasks and nobody else's."""
     return select(*COLUMNS).where(t.c.user_id == user_id)
 
@@ -319,7 +323,9 @@ def apply_filters(
     return stmt
 
 
-def _ordered(stmt: Select[Any], column: Any, descending: bool, limit: int) -> Select[Any]:
+def _ordered(
+    stmt: Select[Any], column: Any, descending: bool, limit: int | BindParameter[int]
+) -> Select[Any]:
     keys = [column] if column is t.c.id else [column, t.c.id]
     return stmt.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit)
 
@@ -330,7 +336,11 @@ def _after(column: Any, value: Any, task_id: int, descending: bool) -> Any:
 
 
 def _page_statement(
-    stmt: Select[Any], sort: TaskSort, descending: bool, limit: int, key: list[Any] | None
+    stmt: Select[Any],
+    sort: TaskSort,
+    descending: bool,
+    limit: int | BindParameter[int],
+    key: list[Any] | None,
 ) -> Select[Any]:
     column = _SORT_COLUMNS[sort]
     if sort is not TaskSort.due_date:
@@ -369,16 +379,40 @@ def list_statement(user_id: str, query: ListQuery, key: list[Any] | None = None)
     return _page_statement(stmt, query.sort, descending, query.limit + 1, key)
 
 
+_NO_FILTERS = TaskFilters()
+
+
+@cache
+def _first_page(status: TaskStatus, sort: TaskSort, order: SortOrder) -> Select[Any]:
+    """A first page without filters besides `status`, built once per sort and order
+    with the user id and the limit as parameters: the same SQL as `list_statement`
+    without rebuilding the statement and its cache key per request."""
+    # Without filters `apply_filters` never reads the user id.
+    stmt = apply_filters(readable(bindparam("user_id")), "", status, _NO_FILTERS)
+    limit = bindparam("limit", type_=Integer)
+    return _page_statement(stmt, sort, order is SortOrder.desc, limit, None)
+
+
 async def list_tasks(
     session: AsyncConnection, user_id: str, query: ListQuery, codec: CursorCodec
 ) -> TaskPage:
     """One page of the caller's tasks, keyset-paginated with `id` as the tie-break."""
     binding = [query.sort.value, query.order.value, query.status.value, *query.filters.binding()]
-    key = None
-    if query.cursor is not None:
-        key = codec.decode(user_id, query.cursor, binding)
-        key = [_parse_cursor_value(query.sort, key[0]), key[1]]
-    rows = (await session.execute(list_statement(user_id, query, key))).mappings().all()
+    # `due_date` repeats its limit in a UNION: one shared parameter would change its SQL.
+    if (
+        query.cursor is None
+        and query.filters == _NO_FILTERS
+        and query.sort is not TaskSort.due_date
+    ):
+        stmt = _first_page(query.status, query.sort, query.order)
+        params = {"user_id": user_id, "limit": query.limit + 1}
+        rows = (await session.execute(stmt, params)).mappings().all()
+    else:
+        key = None
+        if query.cursor is not None:
+            key = codec.decode(user_id, query.cursor, binding)
+            key = [_parse_cursor_value(query.sort, key[0]), key[1]]
+        rows = (await session.execute(list_statement(user_id, query, key))).mappings().all()
 
     next_cursor = None
     if len(rows) > query.limit:
@@ -388,9 +422,14 @@ async def list_tasks(
     return TaskPage(rows=rows, next_cursor=next_cursor)
 
 
+#: Built once: building the statement and its cache key per request cost more CPU than
+#: executing it (the cache key of a module-level statement is memoised).
+_GET_TASK = readable(bindparam("user_id")).where(t.c.id == bindparam("task_id"))
+
+
 async def get_task(session: AsyncConnection, user_id: str, task_id: int) -> RowMapping:
-    stmt = readable(user_id).where(t.c.id == task_id)
-    row: RowMapping | None = (await session.execute(stmt)).mappings().first()
+    params = {"user_id": user_id, "task_id": task_id}
+    row: RowMapping | None = (await session.execute(_GET_TASK, params)).mappings().first()
     if row is None:
         raise task_not_found(task_id)
     return row
