@@ -110,6 +110,7 @@ async def _user_session(api: httpx.AsyncClient, n: int) -> list[tuple[str, int]]
         seen.append((step, response.status_code))
         return response
 
+    cursor = (await call("feed cursor", "GET", "/changes")).json()["next"]
     listed = (await call("create list", "POST", "/lists", {"name": f"list {n}"})).json()
     task = (
         await call(
@@ -129,6 +130,13 @@ async def _user_session(api: httpx.AsyncClient, n: int) -> list[tuple[str, int]]
     await call("list tasks", "GET", "/tasks?tag=work&sort=due_date")
     await call("search", "GET", "/tasks?q=task")
     await call("get task", "GET", f"/tasks/{task['id']}")
+    keyed = {**headers, "Idempotency-Key": f"key-{n}"}
+    for attempt in ("keyed create", "keyed retry"):
+        response = await api.post("/api/me/tasks", json={"title": "once"}, headers=keyed)
+        seen.append((attempt, response.status_code))
+    etag = {**headers, "If-Match": f'"{task["version"]}"'}
+    response = await api.patch(f"/api/me/tasks/{task['id']}", json={"title": "v2"}, headers=etag)
+    seen.append(("if-match", response.status_code))
     await call("patch task", "PATCH", f"/tasks/{task['id']}", {"title": "renamed"})
     await call("put task", "PUT", f"/tasks/{task['id']}", {"title": "replaced"})
     await call("move", "POST", f"/tasks/{task['id']}/move", {"list_id": listed["id"]})
@@ -152,6 +160,8 @@ async def _user_session(api: httpx.AsyncClient, n: int) -> list[tuple[str, int]]
     await call("clear completed", "DELETE", "/tasks?status=completed")
     await call("delete list", "DELETE", f"/lists/{listed['id']}")
     await call("gone", "GET", f"/tasks/{task['id']}")
+    feed = (await call("feed", "GET", f"/changes?since={cursor}")).json()
+    assert any(change["op"] == "delete" for change in feed["changes"])
     return seen
 
 
