@@ -186,3 +186,11 @@ async def owner_conn(owner_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+async def count_tasks(owner_conn: asyncpg.Connection, user_id: str) -> int:
+    """How many tasks `user_id` has, read as the owner inside that user's context."""
+    async with owner_conn.transaction():
+        await owner_conn.execute("SELECT set_config('app.user_id', $1, true)", user_id)
+        count: int = await owner_conn.fetchval("SELECT count(*) FROM tasks")
+    return count

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.conftest import make_settings, make_token
+from tests.conftest import count_tasks, make_settings, make_token
 from tests.faults import FaultProxy
 from todo_api.main import create_app
 
@@ -34,13 +34,6 @@ async def api(proxy: FaultProxy) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=15) as c:
             yield c
-
-
-async def _count_rows(owner_conn: asyncpg.Connection, user_id: str) -> int:
-    async with owner_conn.transaction():
-        await owner_conn.execute("SELECT set_config('app.user_id', $1, true)", user_id)
-        count: int = await owner_conn.fetchval("SELECT count(*) FROM tasks")
-    return count
 
 
 async def test_cut_gives_503_then_recovers_without_losing_writes(
@@ -89,7 +82,7 @@ async def test_cut_gives_503_then_recovers_without_losing_writes(
         f"worst latency during the cut: {worst:.2f} s; first success {recovery:.2f} s after restore"
     )
 
-    assert await _count_rows(owner_conn, user) == acknowledged
+    assert await count_tasks(owner_conn, user) == acknowledged
 
 
 async def test_slow_database_still_answers(api: httpx.AsyncClient, proxy: FaultProxy) -> None:
@@ -150,4 +143,4 @@ async def test_time_limit_never_cancels_a_commit_in_flight(
             "DROP TRIGGER IF EXISTS slow_commit ON tasks; DROP FUNCTION IF EXISTS slow_commit()"
         )
     assert response.status_code == 201
-    assert await _count_rows(owner_conn, user) == 1
+    assert await count_tasks(owner_conn, user) == 1

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET, make_token
+from tests.conftest import TEST_SECRET, count_tasks, make_token
 
 
 def _free_port() -> int:
@@ -75,13 +75,6 @@ def server(owner_url: str) -> Iterator[ServerProcess]:
         process.stop()
 
 
-async def _count_rows(owner_conn: asyncpg.Connection, user_id: str) -> int:
-    async with owner_conn.transaction():
-        await owner_conn.execute("SELECT set_config('app.user_id', $1, true)", user_id)
-        count: int = await owner_conn.fetchval("SELECT count(*) FROM tasks")
-    return count
-
-
 async def test_sigterm_during_a_burst_keeps_every_acknowledged_write(
     server: ServerProcess, owner_conn: asyncpg.Connection
 ) -> None:
@@ -110,7 +103,7 @@ async def test_sigterm_during_a_burst_keeps_every_acknowledged_write(
 
     assert server.stop() == 0
     assert created > 0
-    assert await _count_rows(owner_conn, user) == created
+    assert await count_tasks(owner_conn, user) == created
 
 
 async def test_two_instances_share_everything(owner_url: str) -> None:
