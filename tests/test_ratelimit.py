@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -361,12 +362,15 @@ async def test_recently_used_key_survives_eviction() -> None:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The CI Redis (started by `.ci/run`); the tests fail rather than skip without it."""
+    """The Redis that `.ci/run` starts: in CI these tests fail without it; on a developer
+    machine with no Redis they are reported as skipped (never as passed)."""
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.RedisError as error:
-        pytest.fail(f"Redis is not running at {REDIS_URL} ({error}); `.ci/run` starts it")
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not running at {REDIS_URL} ({error}); `.ci/run` starts it")
+        pytest.skip(f"Redis is not running at {REDIS_URL}")
     finally:
         client.close()
     return REDIS_URL
