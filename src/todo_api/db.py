@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -196,6 +197,76 @@ def create_engine(url: str, settings: Settings) -> tuple[AsyncEngine, Connection
         hide_parameters=True,
     )
     return engine, plan
+
+
+#: The dialect the engine uses, for compiling hot statements once (see `RawStatement`).
+_ASYNCPG_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class RawStatement:
+    """A Core statement compiled once to asyncpg's SQL text and parameter order.
+
+    `fetch_raw` runs it on the driver connection under the request's transaction (the
+    one `Database.user_session` opened with the user context), skipping SQLAlchemy's
+    execution context and result wrapping: for the hottest reads those cost more CPU
+    than the query. Only for statements whose columns need no result processing.
+    """
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def compile(cls, stmt: Any) -> RawStatement:
+        compiled = stmt.compile(dialect=_ASYNCPG_DIALECT)
+        return cls(compiled.string, tuple(compiled.positiontup or ()))
+
+
+async def fetch_raw(
+    session: AsyncConnection, stmt: RawStatement, params: dict[str, Any]
+) -> list[asyncpg.Record]:
+    """The rows of `stmt` inside `session`'s open transaction, as asyncpg Records.
+
+    A driver error is raised as SQLAlchemy would have raised it (`DBAPIError` wrapping
+    the translated error, the connection invalidated on a disconnect), so the session's
+    and the app's error mapping apply unchanged.
+    """
+    sync = session.sync_connection
+    assert sync is not None, "fetch_raw needs a started connection"
+    pooled = sync.connection
+    driver: Any = pooled.driver_connection
+    args = [params[name] for name in stmt.names]
+    try:
+        rows: list[asyncpg.Record] = await driver.fetch(stmt.sql, *args)
+    except Exception as error:
+        raise await _wrap_driver_error(session, pooled.dbapi_connection, stmt, error) from None
+    return rows
+
+
+async def _wrap_driver_error(
+    session: AsyncConnection, adapted: Any, stmt: RawStatement, error: Exception
+) -> BaseException:
+    dialect = session.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    try:
+        adapted._handle_exception(error)  # raises the DB-API translation of `error`
+    except dbapi_error as translated:
+        invalidated = dialect.is_disconnect(translated, adapted, None)
+        wrapped = sa_exc.DBAPIError.instance(
+            stmt.sql,
+            None,
+            translated,
+            dbapi_error,
+            hide_parameters=True,
+            connection_invalidated=invalidated,
+            dialect=dialect,
+        )
+        if invalidated:
+            await session.invalidate(translated)
+        return wrapped
+    except Exception as other:
+        return other
+    return error
 
 
 #: The user-context statement, with and without the role switch (see `Database`).
