@@ -299,11 +299,12 @@ class Database:
         self.isolation_enforced = False
         self.inspected = False
         self._inspect_lock = asyncio.Lock()
-        self.breaker = CircuitBreaker(self._probe)
+        self.breaker = CircuitBreaker(self.ping)
         #: Requests between asking the pool for a connection and their first statement.
         self.waiting = 0
 
-    async def _probe(self) -> None:
+    async def ping(self) -> None:
+        """One round trip on a pooled connection (no user context needed)."""
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 

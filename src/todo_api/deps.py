@@ -58,13 +58,9 @@ CursorCodecDep = Annotated[CursorCodec, Depends(get_cursor_codec)]
 
 
 async def get_quotas(request: Request) -> Quotas:
-    """The per-user limits from the settings."""
-    settings = request.app.state.settings
-    return Quotas(
-        tasks=settings.max_tasks_per_user,
-        lists=settings.max_lists_per_user,
-        tags=settings.max_tags_per_user,
-    )
+    """The per-user limits, read from the settings once when the app is built."""
+    quotas: Quotas = request.app.state.quotas
+    return quotas
 
 
 QuotasDep = Annotated[Quotas, Depends(get_quotas)]

@@ -30,6 +30,7 @@ from todo_api.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.redaction import install_log_redaction
 from todo_api.request_limits import RequestLimitsMiddleware
 from todo_api.routes import changes, health, lists, profile, reminders, tags, tasks
+from todo_api.services.quotas import Quotas
 from todo_api.services.tasks import CursorCodec
 from todo_api.timeouts import RequestTimeoutMiddleware
 
@@ -137,6 +138,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.show_docs else None,
     )
     app.state.settings = settings
+    app.state.quotas = Quotas(
+        tasks=settings.max_tasks_per_user,
+        lists=settings.max_lists_per_user,
+        tags=settings.max_tags_per_user,
+    )
     install_log_redaction()
     #: `None` when RATE_LIMIT_ENABLED is false; `.degraded` says whether Redis answers.
     app.state.rate_limiter = RateLimiter.from_settings(settings)

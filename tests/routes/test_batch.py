@@ -86,7 +86,7 @@ async def test_another_users_ids_fail_the_batch_like_missing_ones(alice: User, b
 async def test_a_batch_over_quota_fails_whole(
     app: FastAPI, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.settings, "max_tasks_per_user", 2)
+    monkeypatch.setattr(app.state.quotas, "tasks", 2)
     response = await batch(alice, *({"op": "create", "data": {"title": f"{n}"}} for n in range(3)))
     assert assert_problem(response, 409, "quota_tasks")["index"] == 2
     assert await listing(alice) == []

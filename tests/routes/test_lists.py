@@ -141,7 +141,7 @@ async def test_another_users_list_id_in_a_task_body_looks_like_a_missing_list(
 async def test_list_quota_is_a_409_with_its_code(
     app: FastAPI, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.settings, "max_lists_per_user", 2)
+    monkeypatch.setattr(app.state.quotas, "lists", 2)
     first = await create_list(alice)
     await create_list(alice)
     assert_problem(await alice.post("/api/me/lists", json={"name": "x"}), 409, "quota_lists")

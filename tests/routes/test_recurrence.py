@@ -206,7 +206,7 @@ async def test_repeat_from_completion_counts_from_the_completion_day(
 async def test_the_next_occurrence_counts_against_the_task_quota(
     app: FastAPI, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.settings, "max_tasks_per_user", 1)
+    monkeypatch.setattr(app.state.quotas, "tasks", 1)
     task = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY")
     response = await alice.patch(f"/api/me/tasks/{task['id']}/complete")
     assert_problem(response, 409, "quota_tasks")

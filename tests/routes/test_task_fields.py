@@ -232,7 +232,7 @@ async def test_put_keeps_every_field_it_does_not_name(alice: User) -> None:
 async def test_task_quota_is_a_409_with_its_code(
     app: FastAPI, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.settings, "max_tasks_per_user", 3)
+    monkeypatch.setattr(app.state.quotas, "tasks", 3)
     for _ in range(3):
         await create(alice)
     assert_problem(await alice.post("/api/me/tasks", json={"title": "t"}), 409, "quota_tasks")
@@ -245,7 +245,7 @@ async def test_task_quota_is_a_409_with_its_code(
 async def test_task_quota_counts_subtasks_deleted_with_their_parent(
     app: FastAPI, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.settings, "max_tasks_per_user", 3)
+    monkeypatch.setattr(app.state.quotas, "tasks", 3)
     parent = await create(alice)
     await create(alice, parent_id=parent["id"])
     await create(alice, parent_id=parent["id"])
@@ -257,7 +257,7 @@ async def test_task_quota_counts_subtasks_deleted_with_their_parent(
 async def test_tag_quota_is_a_409_with_its_code(
     app: FastAPI, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.settings, "max_tags_per_user", 2)
+    monkeypatch.setattr(app.state.quotas, "tags", 2)
     task = await create(alice, tags=["a", "b"])
     response = await alice.post("/api/me/tasks", json={"title": "t", "tags": ["a", "c"]})
     assert_problem(response, 409, "quota_tags")

@@ -8,7 +8,6 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from todo_api.db import Database
 from todo_api.errors import ServiceUnavailable, error_responses
@@ -60,8 +59,7 @@ class ReadinessProbe:
         return True
 
     async def _select_one(self) -> None:
-        async with self.database.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self.database.ping()
         if not self.database.inspected:
             await self.database.ensure_inspected()
 

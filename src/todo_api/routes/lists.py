@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -19,6 +18,7 @@ from todo_api.preconditions import (
     etag,
     not_modified,
 )
+from todo_api.routes import object_url
 from todo_api.schemas.common import MAX_ID
 from todo_api.schemas.lists import ListCreate, ListPublic, ListTasksOnDelete, ListUpdate
 from todo_api.services import lists as service
@@ -66,8 +66,7 @@ async def create_list(
 ) -> ListPublic:
     """Create a list. 409 `quota_lists` when the account has the maximum already."""
     row = await service.create_list(session, principal.user_id, data, quotas)
-    params = {name: quote(value, safe="") for name, value in request.path_params.items()}
-    response.headers["Location"] = str(request.url_for("get_list", list_id=row["id"], **params))
+    response.headers["Location"] = object_url(request, "get_list", list_id=row["id"])
     response.headers["ETag"] = etag(row["version"])
     return ListPublic.model_validate(row)
 

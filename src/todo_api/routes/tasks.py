@@ -20,6 +20,7 @@ from todo_api.preconditions import (
     not_modified,
 )
 from todo_api.responses import task_response, tasks_response
+from todo_api.routes import object_url
 from todo_api.schemas.batch import BatchRequest, BatchResponse
 from todo_api.schemas.common import MAX_ID, Line
 from todo_api.schemas.tasks import (
@@ -201,10 +202,8 @@ async def create_task(
     when the account is full; 422 `list_not_found`/`parent_not_found` for ids the caller
     does not own. With `Idempotency-Key`, a retry gets this same response again."""
     row = await task_writes.create_task(session, principal.user_id, data, quotas)
-    # Path parameters arrive decoded; encode them again so any user id makes a valid URL.
-    params = {name: quote(value, safe="") for name, value in request.path_params.items()}
-    location = request.url_for("get_task", task_id=row["id"], **params)
-    headers = {"Location": str(location), "ETag": etag(row["version"])}
+    location = object_url(request, "get_task", task_id=row["id"])
+    headers = {"Location": location, "ETag": etag(row["version"])}
     return task_response(row, status_code=status.HTTP_201_CREATED, headers=headers)
 
 

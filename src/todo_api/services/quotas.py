@@ -19,7 +19,7 @@ from todo_api.errors import Conflict
 from todo_api.models import profiles_table as p
 
 
-@dataclass(frozen=True)
+@dataclass
 class Quotas:
     """The limits in force (settings `MAX_TASKS_PER_USER`, ...)."""
 
