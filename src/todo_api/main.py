@@ -18,6 +18,7 @@ from todo_api.cors import ProblemCORSMiddleware
 from todo_api.db import Database, DatabaseUnavailable, create_engine, redact
 from todo_api.deps import check_path_user
 from todo_api.errors import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
+from todo_api.hotpath import HotPathMiddleware
 from todo_api.metrics import Metrics
 from todo_api.middleware import (
     AuthenticationMiddleware,
@@ -125,8 +126,12 @@ def _report_isolation(database: Database, settings: Settings, url: str) -> None:
         )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the ASGI application."""
+def create_app(settings: Settings | None = None, *, hot_path: bool = True) -> FastAPI:
+    """Build the ASGI application.
+
+    `hot_path=False` leaves every request to FastAPI's routes (see `hotpath.py`); the
+    tests compare the two.
+    """
     settings = settings or get_settings()
     app = FastAPI(
         title="Todo API",
@@ -163,6 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(profile.router, prefix="/api/{user_id}", dependencies=path_user)
 
     # Added innermost first: the request meets them in the reverse order.
+    if hot_path:
+        app.add_middleware(HotPathMiddleware, fastapi=app)
     # Inside the time limit: it reads JSON bodies, and a client trickling one in must
     # not hold the request open beyond REQUEST_TIMEOUT_SECONDS.
     app.add_middleware(RequestLimitsMiddleware)

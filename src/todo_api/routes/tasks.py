@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -165,6 +166,11 @@ async def list_tasks(
         status_filter, sort, order or DEFAULT_ORDER[sort], limit, cursor, filters
     )
     page = await service.list_tasks(session, principal.user_id, query, codec)
+    return page_response(request, page)
+
+
+def page_response(request: Request, page: service.TaskPage) -> Response:
+    """A page of tasks, with the `Link` to the next one when there is one."""
     if page.next_cursor is None:
         return tasks_response(page.rows)
     # `request.url` carries the decoded path: encode it again so that any user id
@@ -202,6 +208,11 @@ async def create_task(
     when the account is full; 422 `list_not_found`/`parent_not_found` for ids the caller
     does not own. With `Idempotency-Key`, a retry gets this same response again."""
     row = await task_writes.create_task(session, principal.user_id, data, quotas)
+    return created_response(request, row)
+
+
+def created_response(request: Request, row: Mapping[str, Any]) -> Response:
+    """201 with the new task, its `Location` and `ETag`."""
     location = object_url(request, "get_task", task_id=row["id"])
     headers = {"Location": location, "ETag": etag(row["version"])}
     return task_response(row, status_code=status.HTTP_201_CREATED, headers=headers)
