@@ -8,9 +8,11 @@ shape that silently stopped being served fast fails here too.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -288,3 +290,28 @@ def test_list_queries_are_taken_only_in_their_plain_form() -> None:
     assert default is not None and (default.limit, default.order.value) == (50, "desc")
     for raw in (b"limit=050", b"limit=1000", b"status=", b"q=x", b"limit=2&limit=2", b"a"):
         assert _list_query(raw) is None, raw
+
+
+async def test_lean_reads_survive_pooled_connections_killed_while_idle(
+    owner_url: str, owner_conn: asyncpg.Connection
+) -> None:
+    """A connection the server closed while it sat in the pool (a serverless database
+    suspending, a restart) is replaced before anything ran: the read still succeeds."""
+    application = create_app(make_settings(owner_url, database_pool_size=2))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            user = User(http, f"hotpath-idle-{uuid.uuid4().hex[:8]}")
+            task = await user.create_task("still here")
+            assert (await user.get("/api/me/tasks")).status_code == 200
+            killed = await owner_conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE usename = current_user AND datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            )
+            assert killed >= 1
+            one = await user.get(f"/api/me/tasks/{task['id']}")
+            page = await user.get("/api/me/tasks")
+            assert one.status_code == 200 and one.json()["title"] == "still here"
+            assert page.status_code == 200 and [t["id"] for t in page.json()] == [task["id"]]
+            assert not application.state.database.breaker.is_open

@@ -238,10 +238,17 @@ class HotPathMiddleware:
         send: Send,
         work: Callable[[Any], Awaitable[Response]],
         user_id: str,
+        *,
+        lean: bool = False,
     ) -> None:
-        """`work` in the caller's transaction, committed before the response is sent."""
+        """`work` in the caller's transaction, committed before the response is sent.
+
+        `lean`: the work runs only prebuilt statements, on the driver connection
+        (`Database.read_session`)."""
+        database = self._database()
         try:
-            async with self._database().user_session(user_id) as session:
+            session_of = database.read_session if lean else database.user_session
+            async with session_of(user_id) as session:
                 response = await work(session)
                 scope["state"][COMMITTING] = True
         except Exception as error:
@@ -276,7 +283,7 @@ class HotPathMiddleware:
             row = await service.get_task(session, principal.user_id, task_id)
             return task_response(row, headers={"ETag": etag(row["version"])})
 
-        await self._answer(scope, receive, send, work, principal.user_id)
+        await self._answer(scope, receive, send, work, principal.user_id, lean=True)
         return None
 
     async def _list(
@@ -292,7 +299,8 @@ class HotPathMiddleware:
             page = await service.list_tasks(session, principal.user_id, query, codec)
             return tasks_routes.page_response(Request(scope, receive), page)
 
-        await self._answer(scope, receive, send, work, principal.user_id)
+        lean = service.is_plain_first_page(query)
+        await self._answer(scope, receive, send, work, principal.user_id, lean=lean)
         return None
 
     async def _create(

@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.db import RawStatement, fetch_raw
+from todo_api.db import RawStatement, Reader, fetch_raw
 from todo_api.errors import NotFound, Unprocessable
 from todo_api.models import profiles_table as p
 from todo_api.models import tags_table as tg
@@ -393,21 +393,29 @@ def _first_page(status: TaskStatus, sort: TaskSort, order: SortOrder) -> RawStat
     return RawStatement.compile(_page_statement(stmt, sort, order is SortOrder.desc, limit, None))
 
 
-async def list_tasks(
-    session: AsyncConnection, user_id: str, query: ListQuery, codec: CursorCodec
-) -> TaskPage:
-    """One page of the caller's tasks, keyset-paginated with `id` as the tie-break."""
-    binding = [query.sort.value, query.order.value, query.status.value, *query.filters.binding()]
+def is_plain_first_page(query: ListQuery) -> bool:
+    """Whether `list_tasks` runs only a prebuilt statement (so any `Reader` will do)."""
     # `due_date` repeats its limit in a UNION: one shared parameter would change its SQL.
-    if (
+    return (
         query.cursor is None
         and query.filters == _NO_FILTERS
         and query.sort is not TaskSort.due_date
-    ):
+    )
+
+
+async def list_tasks(
+    session: Reader, user_id: str, query: ListQuery, codec: CursorCodec
+) -> TaskPage:
+    """One page of the caller's tasks, keyset-paginated with `id` as the tie-break.
+
+    `session` may be a `DriverSession` only when `is_plain_first_page(query)`."""
+    binding = [query.sort.value, query.order.value, query.status.value, *query.filters.binding()]
+    if is_plain_first_page(query):
         stmt = _first_page(query.status, query.sort, query.order)
         params = {"user_id": user_id, "limit": query.limit + 1}
         rows: Sequence[Mapping[str, Any]] = await fetch_raw(session, stmt, params)
     else:
+        assert isinstance(session, AsyncConnection), "a filtered or later page needs SQLAlchemy"
         key = None
         if query.cursor is not None:
             key = codec.decode(user_id, query.cursor, binding)
@@ -431,7 +439,7 @@ _GET_TASK = RawStatement.compile(
 )
 
 
-async def get_task(session: AsyncConnection, user_id: str, task_id: int) -> dict[str, Any]:
+async def get_task(session: Reader, user_id: str, task_id: int) -> dict[str, Any]:
     params = {"user_id": user_id, "task_id": task_id}
     rows = await fetch_raw(session, _GET_TASK, params)
     if not rows:
