@@ -210,17 +210,29 @@ class RawStatement:
 
     `fetch_raw` runs it on the driver connection under the request's transaction (the
     one `Database.user_session` opened with the user context), skipping SQLAlchemy's
-    execution context and result wrapping: for the hottest reads those cost more CPU
-    than the query. Only for statements whose columns need no result processing.
+    execution context and result wrapping: for the hottest statements those cost more
+    CPU than the query. Only for statements whose columns need no result processing.
+    Parameters given a value when the statement was built (a `literal(1)`) keep it.
     """
 
     sql: str
     names: tuple[str, ...]
+    fixed: dict[str, Any]
 
     @classmethod
     def compile(cls, stmt: Any) -> RawStatement:
         compiled = stmt.compile(dialect=_ASYNCPG_DIALECT)
-        return cls(compiled.string, tuple(compiled.positiontup or ()))
+        names = tuple(compiled.positiontup or ())
+        fixed = {
+            name: bind.value
+            for name, bind in ((n, compiled.binds.get(n)) for n in names)
+            if bind is not None and bind.value is not None and not bind.required
+        }
+        return cls(compiled.string, names, fixed)
+
+    def arguments(self, params: dict[str, Any]) -> list[Any]:
+        """The positional arguments: `params` by name, else the built-in values."""
+        return [params[name] if name in params else self.fixed[name] for name in self.names]
 
 
 async def fetch_raw(
@@ -240,7 +252,7 @@ async def fetch_raw(
     assert sync is not None, "fetch_raw needs a started connection"
     pooled = sync.connection
     driver: Any = pooled.driver_connection
-    args = [params[name] for name in stmt.names]
+    args = stmt.arguments(params)
     try:
         rows: list[asyncpg.Record] = await driver.fetch(stmt.sql, *args)
     except Exception as error:
@@ -277,9 +289,7 @@ class DriverSession:
 
     async def fetch(self, stmt: RawStatement, params: dict[str, Any]) -> list[asyncpg.Record]:
         try:
-            rows: list[asyncpg.Record] = await self.driver.fetch(
-                stmt.sql, *[params[name] for name in stmt.names]
-            )
+            rows: list[asyncpg.Record] = await self.driver.fetch(stmt.sql, *stmt.arguments(params))
         except Exception as error:
             raise await self._wrap(stmt.sql, error) from None
         return rows

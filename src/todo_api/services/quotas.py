@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import literal
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.expression import ColumnElement
 
 from todo_api.errors import Conflict
 from todo_api.models import profiles_table as p
@@ -28,16 +29,18 @@ class Quotas:
     tags: int = 500
 
 
-def room(user_id: str, counter: str, adding: Any, limit: int) -> Any:
+def room(user_id: Any, counter: str, adding: Any, limit: Any) -> Any:
     """A CTE yielding the caller's profile (`timezone`, counters) only when `adding` more
-    rows fit under `limit`; it creates the profile on the first write."""
+    rows fit under `limit`; it creates the profile on the first write. `user_id` and
+    `limit` may be bind parameters (for statements built once)."""
     column = p.c[counter]
     stmt = insert(p).values(user_id=user_id)
     return (
         stmt.on_conflict_do_update(
             index_elements=[p.c.user_id],
             set_={counter: column},
-            where=column + adding <= literal(limit),
+            where=column + adding
+            <= (limit if isinstance(limit, ColumnElement) else literal(limit)),
         )
         .returning(p.c.user_id, p.c.timezone, p.c.task_count, p.c.list_count, p.c.tag_count)
         .cte(f"room_{counter}")

@@ -7,7 +7,7 @@ and the task quota checked inside the create statement itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     SmallInteger,
     String,
+    bindparam,
     case,
     delete,
     exists,
@@ -33,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import TypeEngine
 
+from todo_api.db import RawStatement, fetch_raw
 from todo_api.errors import Unprocessable
 from todo_api.models import tasks_table as t
 from todo_api.schemas.tasks import TaskCreate, TaskMove, TaskPublic, TaskReplace, TaskUpdate
@@ -49,6 +51,9 @@ from todo_api.services.tasks import (
     task_not_found,
 )
 from todo_api.services.versions import Precondition, stale
+
+#: The toggle's new `completed` (one object, so `_prebuilt_write` can recognise it).
+_TOGGLED: Any = ~t.c.completed
 
 #: Open subtasks (any depth) of the task in the enclosing UPDATE, for `/complete`.
 OPEN_SUBTASKS = literal_column(
@@ -95,6 +100,7 @@ _TYPES: dict[str, TypeEngine[Any]] = {
     "list_id": BigInteger(),
     "parent_id": BigInteger(),
     "previous_occurrence_id": BigInteger(),
+    "reminder_dismissed_at": DateTime(timezone=True),
 }
 
 
@@ -105,6 +111,38 @@ def _typed(name: str, value: Any) -> Any:
     return literal(value, _TYPES[name]) if value is not None else null().cast(_TYPES[name])
 
 
+#: The columns a create sets from its body when it has no due date.
+_CREATED = (
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "recurrence",
+    "repeat_from",
+    "remind_at",
+    "list_id",
+    "parent_id",
+)
+
+
+def _undated_insert() -> RawStatement:
+    """`_insert` for a task without a due date, built and compiled once with every value
+    as a parameter: building the statement and its cache key per request cost more CPU
+    than running it. The same SQL shape as `_insert` (one statement; the quota slot in a
+    CTE)."""
+    slot = room(bindparam("user_id", type_=String()), "task_count", 1, bindparam("quota"))
+    completed = bindparam("completed", type_=Boolean())
+    columns: dict[str, Any] = {name: bindparam(name, type_=_TYPES[name]) for name in _CREATED}
+    columns["completed_at"] = case((completed, func.now()), else_=null())
+    columns.update(_due_values(None, slot.c.timezone))
+    source = select(slot.c.user_id, *(_typed(k, v) for k, v in columns.items()))
+    stmt = insert(t).from_select(["user_id", *columns], source).returning(*STORED)
+    return RawStatement.compile(stmt)
+
+
+_UNDATED_INSERT = _undated_insert()
+
+
 async def _insert(
     session: AsyncConnection,
     user_id: str,
@@ -113,6 +151,14 @@ async def _insert(
     quotas: Quotas,
 ) -> dict[str, Any]:
     """Insert one task after taking a slot of the task quota, in one statement."""
+    if due is None and values.keys() == {*_CREATED, "completed_at"}:
+        params = {name: values[name] for name in _CREATED}
+        rows = await fetch_raw(
+            session, _UNDATED_INSERT, {**params, "user_id": user_id, "quota": quotas.tasks}
+        )
+        if not rows:
+            raise tasks_full(quotas.tasks)
+        return {**rows[0], "tags": [], "next_occurrence_id": None}
     slot = room(user_id, "task_count", 1, quotas.tasks)
     columns = {**values, **_due_values(due, slot.c.timezone)}
     names = ["user_id", *columns]
@@ -143,6 +189,7 @@ async def create_task(
         "title": data.title,
         "description": data.description,
         "completed": data.completed,
+        # `_UNDATED_INSERT` derives it from `completed` the same way.
         "completed_at": func.now() if data.completed else None,
         "priority": data.priority.rank,
         "recurrence": data.recurrence,
@@ -191,39 +238,29 @@ async def _write(
     The `If-Match` check is in the UPDATE's WHERE: of concurrent writers naming the same
     version, the first takes the row lock and raises the version (trigger); the others
     re-check the WHERE against the committed row after the lock and match nothing."""
-    where = [t.c.user_id == user_id, t.c.id == task_id]
-    if precondition is not None:
-        where.append(precondition.clause(t.c.version))
-    values = {**values, "updated_at": func.now()}
-    if not completion:
-        stmt = update(t).where(*where).values(**values).returning(*COLUMNS)
-        updated = (await session.execute(stmt)).mappings().first()
-        if updated is None:
-            raise await refused(session, user_id, task_id, precondition)
-        return dict(updated)
-    # The row lock in the sub-select returns the latest committed `completed`, so of two
-    # concurrent completions only one sees the transition.
-    before = (
-        select(t.c.id, t.c.completed.label("was_completed"))
-        .where(*where)
-        .with_for_update()
-        .subquery("before")
-    )
-    stmt = (
-        update(t)
-        .where(t.c.user_id == user_id, t.c.id == before.c.id)
-        .values(**values)
-        .returning(
-            *COLUMNS,
-            OPEN_SUBTASKS,
-            before.c.was_completed,
-            profile_zone(user_id).label("zone"),
-        )
-    )
-    found = (await session.execute(stmt)).mappings().first()
-    if found is None:
+    prebuilt = _prebuilt_write(values, completion, precondition)
+    if prebuilt is not None:
+        params: dict[str, Any] = {"user_id": user_id, "task_id": task_id}
+        if not completion:
+            params.update((f"v_{name}", value) for name, value in values.items())
+        rows: Sequence[Mapping[str, Any]] = await fetch_raw(session, prebuilt, params)
+    else:
+        where = [t.c.user_id == user_id, t.c.id == task_id]
+        if precondition is not None:
+            where.append(precondition.clause(t.c.version))
+        stmt = _update_statement(where, values, completion, user_id)
+        rows = [dict(row) for row in (await session.execute(stmt)).mappings()]
+    if not rows:
         raise await refused(session, user_id, task_id, precondition)
-    row = dict(found)
+    if not completion:
+        return dict(rows[0])
+    return await _completed(session, user_id, task_id, dict(rows[0]), quotas)
+
+
+async def _completed(
+    session: AsyncConnection, user_id: str, task_id: int, row: dict[str, Any], quotas: Quotas
+) -> dict[str, Any]:
+    """After a completion's UPDATE: the next occurrence of a recurring task."""
     if row["completed"] and row["recurrence"] is not None:
         if not row["was_completed"]:
             row["next_occurrence_id"] = await _next_occurrence(session, user_id, row, quotas)
@@ -235,6 +272,71 @@ async def _write(
             )
             row["next_occurrence_id"] = (await session.execute(successor)).scalar_one_or_none()
     return row
+
+
+def _update_statement(
+    where: list[Any], values: Mapping[str, Any], completion: bool, user_id: Any
+) -> Any:
+    """The UPDATE of `_write` (with the completion's extra columns when `completion`)."""
+    values = {**values, "updated_at": func.now()}
+    if not completion:
+        return update(t).where(*where).values(**values).returning(*COLUMNS)
+    # The row lock in the sub-select returns the latest committed `completed`, so of two
+    # concurrent completions only one sees the transition.
+    before = (
+        select(t.c.id, t.c.completed.label("was_completed"))
+        .where(*where)
+        .with_for_update()
+        .subquery("before")
+    )
+    return (
+        update(t)
+        .where(t.c.user_id == user_id, t.c.id == before.c.id)
+        .values(**values)
+        .returning(
+            *COLUMNS,
+            OPEN_SUBTASKS,
+            before.c.was_completed,
+            profile_zone(user_id).label("zone"),
+        )
+    )
+
+
+#: UPDATE statements of `_write` built and compiled once per shape: which fields a PATCH
+#: sets (each a parameter `v_<name>`), and the completion toggle.
+_PREBUILT: dict[tuple[str, ...], RawStatement] = {}
+_TOGGLE: tuple[str, ...] = ("<toggle>",)
+
+
+def _prebuilt_write(
+    values: Mapping[str, Any], completion: bool, precondition: Precondition | None
+) -> RawStatement | None:
+    """The prebuilt statement for this write, or None when it has no such shape: a
+    precondition, a value that is an SQL expression (other than the toggle's), a column
+    without a declared bind type."""
+    if precondition is not None:
+        return None
+    if completion:
+        if values.get("completed") is not _TOGGLED:
+            return None
+        key = _TOGGLE
+    else:
+        if not values or any(
+            name not in _TYPES or isinstance(value, ColumnElement) for name, value in values.items()
+        ):
+            return None
+        key = tuple(values)
+    stmt = _PREBUILT.get(key)
+    if stmt is None:
+        user_id = bindparam("user_id", type_=String())
+        where = [t.c.user_id == user_id, t.c.id == bindparam("task_id", type_=BigInteger())]
+        if key is _TOGGLE:
+            bound: dict[str, Any] = {"completed": _TOGGLED, "completed_at": completed_at(_TOGGLED)}
+        else:
+            bound = {name: bindparam(f"v_{name}", type_=_TYPES[name]) for name in key}
+        stmt = RawStatement.compile(_update_statement(where, bound, key is _TOGGLE, user_id))
+        _PREBUILT[key] = stmt
+    return stmt
 
 
 async def _next_occurrence(
@@ -372,7 +474,7 @@ async def set_completion(
     precondition: Precondition | None = None,
 ) -> dict[str, Any]:
     """Toggle completion, or set it when `completed` is given."""
-    target: Any = ~t.c.completed if completed is None else completed
+    target: Any = _TOGGLED if completed is None else completed
     values = {"completed": target, "completed_at": completed_at(target)}
     return await _write(
         session, user_id, task_id, values, quotas, completion=True, precondition=precondition
