@@ -104,30 +104,24 @@ LIST_SQL = {
 GET_SQL = (
     f"SELECT {_COLUMNS} \nFROM tasks \nWHERE tasks.user_id = $1::VARCHAR AND tasks.id = $2::BIGINT"
 )
-#: `task_writes.create_task` without tags, list, parent, due date or reminder: the quota
-#: slot (profile upsert) and the insert in one statement. $1 title, $2 description,
-#: $3 completed, $4 priority rank, $5 repeat_from, $6 user id, $7 1, $8 the task quota.
+#: `task_writes._UNDATED_INSERT`: the quota slot (profile upsert) and the insert in one
+#: statement. $1 title, $2 description, $3 completed, $4 priority rank, $5 recurrence,
+#: $6 repeat_from, $7 remind_at, $8 list_id, $9 parent_id, $10 user id, $11 1,
+#: $12 the task quota.
 INSERT_SQL = (
-    "WITH room_task_count AS \n(INSERT INTO profiles (user_id) VALUES ($6::VARCHAR) "
+    "WITH room_task_count AS \n(INSERT INTO profiles (user_id) VALUES ($10::VARCHAR) "
     "ON CONFLICT (user_id) DO UPDATE SET task_count = profiles.task_count "
-    "WHERE profiles.task_count + $7::INTEGER <= $8::INTEGER RETURNING profiles.user_id, "
+    "WHERE profiles.task_count + $11::INTEGER <= $12::INTEGER RETURNING profiles.user_id, "
     "profiles.timezone, profiles.task_count, profiles.list_count, profiles.tag_count)\n "
-    "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
-    "recurrence, repeat_from, remind_at, list_id, parent_id, due_date, due_at, due_sort_at) "
+    "INSERT INTO tasks (user_id, title, description, completed, priority, recurrence, "
+    "repeat_from, remind_at, list_id, parent_id, completed_at, due_date, due_at, due_sort_at) "
     "SELECT room_task_count.user_id, $1::VARCHAR AS anon_1, $2::VARCHAR AS anon_2, "
-    "$3::BOOLEAN AS anon_3, {completed_at}, $4::SMALLINT AS anon_{p}, "
-    "CAST(NULL AS VARCHAR(500)) AS anon__1, $5::VARCHAR AS anon_{r}, "
-    "CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS anon__2, CAST(NULL AS BIGINT) AS anon__3, "
-    "CAST(NULL AS BIGINT) AS anon__4, CAST(NULL AS DATE) AS anon__5, "
-    "CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS anon__6, "
-    "CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS anon__7 \nFROM room_task_count "
+    "$3::BOOLEAN AS anon_3, $4::SMALLINT AS anon_4, $5::VARCHAR AS anon_5, "
+    "$6::VARCHAR AS anon_6, $7::TIMESTAMP WITH TIME ZONE AS anon_7, $8::BIGINT AS anon_8, "
+    "$9::BIGINT AS anon_9, CASE WHEN $3::BOOLEAN THEN now() ELSE NULL END AS anon_10, "
+    "CAST(NULL AS DATE) AS anon_11, CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS anon__1, "
+    "CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS anon__2 \nFROM room_task_count "
     f"RETURNING {_STORED}"
-)
-# SQLAlchemy renders a None value as a typed NULL literal and `completed=True` as now(),
-# so the text depends on the body; the floor serves the benchmark's body (a title and a
-# description, not completed), the one shape this statement is.
-INSERT_OPEN_SQL = INSERT_SQL.format(
-    completed_at="CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS anon_4", p=5, r=6
 )
 TASK_QUOTA = 10_000
 _COMPLETION_FROM = (
@@ -162,11 +156,14 @@ def _completion(set_clause: str, first: int) -> str:
     )
 
 
-#: $1, $2 user id, task id; $3, $4 user id; $5 'UTC' (the zone's default).
-TOGGLE_SQL = _completion(
-    "completed=NOT tasks.completed, completed_at=CASE WHEN NOT tasks.completed THEN "
-    "coalesce(tasks.completed_at, now()) END",
-    1,
+#: `task_writes._prebuilt_write` for the toggle: $1 user id, $2 task id, $3 'UTC' (the
+#: zone's default).
+TOGGLE_SQL = (
+    "UPDATE tasks SET completed=NOT tasks.completed, completed_at=CASE WHEN NOT "
+    "tasks.completed THEN coalesce(tasks.completed_at, now()) END, updated_at=now() "
+    + _COMPLETION_FROM.format(1, 2, 1)
+    + _COLUMNS
+    + _COMPLETION_EXTRA.format(1, 2, 1, 1, 3)
 )
 #: $1, $2 completed; then as TOGGLE_SQL from $3.
 SET_COMPLETED_SQL = _completion(
@@ -321,8 +318,8 @@ class Floor:
         ):
             return _problem(422, "validation_error")
         user_id = principal.user_id
-        params = (title, description, False, 0, "due", user_id, 1, TASK_QUOTA)
-        rows = await self._run(user_id, (INSERT_OPEN_SQL, params))
+        params = (title, description, False, 0, None, "due", None, None, None)
+        rows = await self._run(user_id, (INSERT_SQL, (*params, user_id, 1, TASK_QUOTA)))
         if not rows:
             return _problem(409, "quota_tasks")
         # A new task has no tags or next occurrence yet (the API returns them so too).
@@ -379,10 +376,10 @@ class Floor:
             return _problem(422, "validation_error")
         completed = data.get("completed")
         user_id = principal.user_id
-        tail = (user_id, task_id, user_id, user_id, "UTC")
         if completed is None:
-            statement = (TOGGLE_SQL, tail)
+            statement = (TOGGLE_SQL, (user_id, task_id, "UTC"))
         elif isinstance(completed, bool):
+            tail = (user_id, task_id, user_id, user_id, "UTC")
             statement = (SET_COMPLETED_SQL, (completed, completed, *tail))
         else:
             return _problem(422, "validation_error")
