@@ -549,3 +549,24 @@ async def test_a_body_that_never_finishes_is_cut_by_the_request_time_limit(
         headers = {"Authorization": f"Bearer {make_token('slow-client')}", **JSON}
         response = await http.post("/api/me/tasks", content=body(), headers=headers)
     assert_problem(response, 503, "request_timeout")
+
+
+async def test_requests_without_origin_vary_on_origin_once(alice: User) -> None:
+    """Caches must not serve a response made without `Origin` to a browser that sends one."""
+    for response in (
+        await alice.get("/api/me/tasks"),
+        await alice.get("/api/me/tasks/999999"),
+        await alice.get("/healthz"),
+    ):
+        assert response.headers.get_list("vary") == ["Origin"]
+        assert "access-control-allow-origin" not in response.headers
+
+
+def test_native_telemetry_is_off_unless_enabled(owner_url: str) -> None:
+    from tests.conftest import make_settings
+    from todo_api.main import create_app
+
+    quiet = create_app(make_settings(owner_url))
+    traced = create_app(make_settings(owner_url, otel_enabled=True))
+    assert not quiet._native_telemetry.enabled()
+    assert traced._telemetry["tracing"] and traced._telemetry["metrics"]

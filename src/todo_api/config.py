@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     docs_enabled: bool | None = None
     metrics_enabled: bool = True
+    #: FastAPI's own OpenTelemetry instrumentation (spans, metrics, logs through the
+    #: providers the process configures). Off by default: checking for providers on
+    #: every request costs CPU even when none is configured.
+    otel_enabled: bool = False
 
     # Abuse limits: per verified user, and per client address for unauthenticated traffic
     rate_limit_enabled: bool = True

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 
 from todo_api import embedded, metrics
 from todo_api.auth import AuthConfig, TokenVerifier
@@ -19,6 +20,7 @@ from todo_api.db import Database, DatabaseUnavailable, create_engine, redact
 from todo_api.deps import check_path_user
 from todo_api.errors import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
 from todo_api.hotpath import HotPathMiddleware
+from todo_api.logs import skip_caller_lookup
 from todo_api.metrics import Metrics
 from todo_api.middleware import (
     AuthenticationMiddleware,
@@ -48,6 +50,9 @@ EXPOSED_HEADERS = [
     "ETag",
     "Idempotency-Replayed",
 ]
+
+
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 class IsolationNotEnforced(RuntimeError):
@@ -141,6 +146,7 @@ def create_app(settings: Settings | None = None, *, hot_path: bool = True) -> Fa
         docs_url="/docs" if settings.show_docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.show_docs else None,
+        telemetry=None if settings.otel_enabled else _NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.quotas = Quotas(
@@ -149,6 +155,7 @@ def create_app(settings: Settings | None = None, *, hot_path: bool = True) -> Fa
         tags=settings.max_tags_per_user,
     )
     install_log_redaction()
+    skip_caller_lookup()
     #: `None` when RATE_LIMIT_ENABLED is false; `.degraded` says whether Redis answers.
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
