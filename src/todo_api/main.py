@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -111,6 +112,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.verifier = verifier
         app.state.cursor_codec = CursorCodec(_cursor_key(settings))
         app.state.readiness = health.ReadinessProbe(database)
+        if settings.is_production:
+            _freeze_start_up_objects()
         yield
     finally:
         await verifier.aclose()
@@ -118,6 +121,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.rate_limiter is not None:
             await app.state.rate_limiter.aclose()
         del server  # the embedded server stops when its last handle is released
+
+
+def _freeze_start_up_objects() -> None:
+    """Keep what start-up built (modules, routes, models, schema caches: ~150,000
+    objects) out of the cyclic garbage collector's full passes, which otherwise walk all
+    of it every few thousand requests and stall the worker for ~100 ms each time."""
+    gc.collect()
+    gc.freeze()
 
 
 def _report_isolation(database: Database, settings: Settings, url: str) -> None:

@@ -3,6 +3,7 @@ body-size limit and authentication. Each one is a thin wrapper around `send`/`re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -136,6 +137,7 @@ class RequestContextMiddleware:
             )
 
 
+@functools.lru_cache(maxsize=4096)
 def user_hash(user_id: str, salt: bytes) -> str:
     """A stable pseudonym for a user in logs: 16 hex digits of SHA-256(salt, user id).
 
