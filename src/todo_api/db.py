@@ -429,16 +429,10 @@ class Database:
             yield session
             await session.commit()
         except sa_exc.StatementError as error:
-            if _is_timeout(error):
-                raise DatabaseUnavailable(
-                    "database_timeout", "The database took too long; retry shortly."
-                ) from error
-            if _is_disconnect(error):
-                # The outcome of a write cut off mid-flight is unknown: it is
-                # reported, never retried blindly.
-                self.breaker.trip()
-                raise DatabaseUnavailable() from error
-            raise
+            unavailable = self._unavailable(error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
         finally:
             # Returns the connection to the pool; an open transaction is rolled back.
             if session.sync_connection is not None:
@@ -461,16 +455,26 @@ class Database:
             yield session
             await session.commit()
         except sa_exc.StatementError as error:
-            if _is_timeout(error):
-                raise DatabaseUnavailable(
-                    "database_timeout", "The database took too long; retry shortly."
-                ) from error
-            if _is_disconnect(error):
-                self.breaker.trip()
-                raise DatabaseUnavailable() from error
-            raise
+            unavailable = self._unavailable(error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
         finally:
             await session.release()
+
+    def _unavailable(self, error: sa_exc.StatementError) -> DatabaseUnavailable | None:
+        """The 503 a failed statement means for the client: for a timeout, or for a lost
+        connection (tripping the breaker); None for any other error."""
+        if _is_timeout(error):
+            return DatabaseUnavailable(
+                "database_timeout", "The database took too long; retry shortly."
+            )
+        if _is_disconnect(error):
+            # The outcome of a write cut off mid-flight is unknown: it is reported,
+            # never retried blindly.
+            self.breaker.trip()
+            return DatabaseUnavailable()
+        return None
 
     async def _driver_begin(self, user_id: str) -> DriverSession:
         params: dict[str, str] = {"user_id": user_id, "timeout": self.statement_timeout}

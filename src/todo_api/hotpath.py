@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -155,6 +156,27 @@ def _model(model: type[BaseModel], body: bytes) -> Any:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request on its way through the hot path."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    principal: Principal
+    #: The path's user segment as sent (`me` or the caller's id).
+    named: str
+
+
+async def _json_body(call: _Call, model: type[BaseModel]) -> tuple[Any, Receive]:
+    """The body as a valid `model`, or None with the `receive` that hands it on as read."""
+    if not _is_plain_json(call.scope):
+        return None, call.receive
+    body, messages = await _read_body(call.receive)
+    data = _model(model, body) if body else None
+    return data, _replaying(messages, call.receive)
+
+
 class HotPathMiddleware:
     """Innermost layer: serves the hot requests itself, hands the rest to FastAPI."""
 
@@ -198,24 +220,25 @@ class HotPathMiddleware:
         for name, _ in scope["headers"]:
             if name in _DEFERRED_HEADERS:
                 return receive
+        call = _Call(scope, receive, send, principal, named)
         method: str = scope["method"]
         if len(parts) == 4:
             if method == "GET":
-                return await self._list(scope, receive, send, principal, named)
+                return await self._list(call)
             if method == "POST":
-                return await self._create(scope, receive, send, principal, named)
+                return await self._create(call)
             return receive
         task_id = _task_id(parts[4])
         if not task_id:
             return receive
         if len(parts) == 5:
             if method == "GET":
-                return await self._get(scope, receive, send, principal, named, task_id)
+                return await self._get(call, task_id)
             if method == "PATCH":
-                return await self._update(scope, receive, send, principal, named, task_id)
+                return await self._update(call, task_id)
             return receive
         if parts[5] == "complete" and method == "PATCH":
-            return await self._complete(scope, receive, send, principal, named, task_id)
+            return await self._complete(call, task_id)
         return receive
 
     def _enter(self, scope: Scope, route: APIRoute, path_params: dict[str, Any]) -> None:
@@ -232,28 +255,22 @@ class HotPathMiddleware:
         return database
 
     async def _answer(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        work: Callable[[Any], Awaitable[Response]],
-        user_id: str,
-        *,
-        lean: bool = False,
+        self, call: _Call, work: Callable[[Any], Awaitable[Response]], *, lean: bool = False
     ) -> None:
         """`work` in the caller's transaction, committed before the response is sent.
 
         `lean`: the work runs only prebuilt statements, on the driver connection
         (`Database.read_session`)."""
         database = self._database()
+        scope = call.scope
         try:
             session_of = database.read_session if lean else database.user_session
-            async with session_of(user_id) as session:
+            async with session_of(call.principal.user_id) as session:
                 response = await work(session)
                 scope["state"][COMMITTING] = True
         except Exception as error:
-            response = await self._error_response(scope, receive, error)
-        await response(scope, receive, send)
+            response = await self._error_response(scope, call.receive, error)
+        await response(scope, call.receive, call.send)
 
     async def _error_response(self, scope: Scope, receive: Receive, error: Exception) -> Response:
         """The app's own exception handler for `error` (re-raised when it has none)."""
@@ -268,112 +285,80 @@ class HotPathMiddleware:
                 return response
         raise error
 
-    async def _get(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        principal: Principal,
-        named: str,
-        task_id: int,
-    ) -> Receive | None:
-        self._enter(scope, self.get_route, {"user_id": named, "task_id": task_id})
+    async def _get(self, call: _Call, task_id: int) -> Receive | None:
+        self._enter(call.scope, self.get_route, {"user_id": call.named, "task_id": task_id})
+        user_id = call.principal.user_id
 
         async def work(session: Any) -> Response:
-            row = await service.get_task(session, principal.user_id, task_id)
+            row = await service.get_task(session, user_id, task_id)
             return task_response(row, headers={"ETag": etag(row["version"])})
 
-        await self._answer(scope, receive, send, work, principal.user_id, lean=True)
+        await self._answer(call, work, lean=True)
         return None
 
-    async def _list(
-        self, scope: Scope, receive: Receive, send: Send, principal: Principal, named: str
-    ) -> Receive | None:
-        query = _list_query(scope.get("query_string", b""))
+    async def _list(self, call: _Call) -> Receive | None:
+        query = _list_query(call.scope.get("query_string", b""))
         if query is None:
-            return receive
-        self._enter(scope, self.list_route, {"user_id": named})
+            return call.receive
+        self._enter(call.scope, self.list_route, {"user_id": call.named})
         codec = self.fastapi.state.cursor_codec
+        user_id = call.principal.user_id
 
         async def work(session: Any) -> Response:
-            page = await service.list_tasks(session, principal.user_id, query, codec)
-            return tasks_routes.page_response(Request(scope, receive), page)
+            page = await service.list_tasks(session, user_id, query, codec)
+            return tasks_routes.page_response(Request(call.scope, call.receive), page)
 
-        lean = service.is_plain_first_page(query)
-        await self._answer(scope, receive, send, work, principal.user_id, lean=lean)
+        await self._answer(call, work, lean=service.is_plain_first_page(query))
         return None
 
-    async def _create(
-        self, scope: Scope, receive: Receive, send: Send, principal: Principal, named: str
-    ) -> Receive | None:
-        if not _is_plain_json(scope):
-            return receive
-        body, messages = await _read_body(receive)
-        data = _model(TaskCreate, body) if body else None
+    async def _create(self, call: _Call) -> Receive | None:
+        data, onward = await _json_body(call, TaskCreate)
         if data is None:
-            return _replaying(messages, receive)
-        self._enter(scope, self.create_route, {"user_id": named})
+            return onward
+        self._enter(call.scope, self.create_route, {"user_id": call.named})
         quotas = self.fastapi.state.quotas
+        user_id = call.principal.user_id
 
         async def work(session: Any) -> Response:
-            row = await task_writes.create_task(session, principal.user_id, data, quotas)
-            return tasks_routes.created_response(Request(scope, receive), row)
+            row = await task_writes.create_task(session, user_id, data, quotas)
+            return tasks_routes.created_response(Request(call.scope, call.receive), row)
 
-        await self._answer(scope, receive, send, work, principal.user_id)
+        await self._answer(call, work)
         return None
 
-    async def _update(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        principal: Principal,
-        named: str,
-        task_id: int,
-    ) -> Receive | None:
-        if self._settings().require_if_match or not _is_plain_json(scope):
-            return receive
-        body, messages = await _read_body(receive)
-        data = _model(TaskUpdate, body) if body else None
+    async def _update(self, call: _Call, task_id: int) -> Receive | None:
+        if self._settings().require_if_match:
+            return call.receive
+        data, onward = await _json_body(call, TaskUpdate)
         if data is None:
-            return _replaying(messages, receive)
-        self._enter(scope, self.update_route, {"user_id": named, "task_id": task_id})
+            return onward
+        self._enter(call.scope, self.update_route, {"user_id": call.named, "task_id": task_id})
         quotas = self.fastapi.state.quotas
+        user_id = call.principal.user_id
 
         async def work(session: Any) -> Response:
-            row = await task_writes.update_task(
-                session, principal.user_id, task_id, data, quotas, None
-            )
+            row = await task_writes.update_task(session, user_id, task_id, data, quotas, None)
             return task_response(row, headers={"ETag": etag(row["version"])})
 
-        await self._answer(scope, receive, send, work, principal.user_id)
+        await self._answer(call, work)
         return None
 
-    async def _complete(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        principal: Principal,
-        named: str,
-        task_id: int,
-    ) -> Receive | None:
+    async def _complete(self, call: _Call, task_id: int) -> Receive | None:
         """Only the toggle without a body (a body with `completed` goes to the route)."""
         if self._settings().require_if_match:
-            return receive
-        for name, value in scope["headers"]:
+            return call.receive
+        for name, value in call.scope["headers"]:
             if name == b"content-length" and value != b"0":
-                return receive
+                return call.receive
             if name == b"transfer-encoding" or name == b"content-type":
-                return receive
-        self._enter(scope, self.complete_route, {"user_id": named, "task_id": task_id})
+                return call.receive
+        self._enter(call.scope, self.complete_route, {"user_id": call.named, "task_id": task_id})
         quotas = self.fastapi.state.quotas
+        user_id = call.principal.user_id
 
         async def work(session: Any) -> Response:
-            row = await task_writes.set_completion(
-                session, principal.user_id, task_id, None, quotas, None
-            )
+            row = await task_writes.set_completion(session, user_id, task_id, None, quotas, None)
             return task_response(row, headers={"ETag": etag(row["version"])}, completion=True)
 
-        await self._answer(scope, receive, send, work, principal.user_id)
+        await self._answer(call, work)
         return None
