@@ -200,6 +200,9 @@ class Task(SQLModel, table=True):
             "ix_tasks_user_id_completed_updated_at_id", "user_id", "completed", "updated_at", "id"
         ),
         Index("ix_tasks_user_id_completed_priority_id", "user_id", "completed", "priority", "id"),
+        # `sort=position` across lists (the unique constraint above serves one list).
+        Index("ix_tasks_user_id_position_id", "user_id", "position", "id"),
+        Index("ix_tasks_user_id_completed_position_id", "user_id", "completed", "position", "id"),
         Index("ix_tasks_user_id_due_sort_at_id", "user_id", "due_sort_at", "id"),
         Index(
             "ix_tasks_user_id_completed_due_sort_at_id",
