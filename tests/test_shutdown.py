@@ -81,6 +81,7 @@ async def test_sigterm_during_a_burst_keeps_every_acknowledged_write(
     user = "shutdown-user"
     headers = {"Authorization": f"Bearer {make_token(user)}"}
     created = 0
+    first_acknowledged = asyncio.Event()
 
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
 
@@ -95,9 +96,13 @@ async def test_sigterm_during_a_burst_keeps_every_acknowledged_write(
             assert response.status_code in {201, 503}, response.text
             if response.status_code == 201:
                 created += 1
+                first_acknowledged.set()
 
         burst = [asyncio.create_task(write(i)) for i in range(60)]
-        await asyncio.sleep(0.05)
+        # The signal lands while the burst is in flight: after its first write is
+        # acknowledged (on a slow machine a fixed delay could come before any request
+        # had even reached the server), with the rest still queued or running.
+        await asyncio.wait_for(first_acknowledged.wait(), timeout=20)
         server.process.send_signal(signal.SIGTERM)
         await asyncio.gather(*burst)
 
