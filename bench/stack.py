@@ -17,7 +17,6 @@ users file with tokens (`bench/results/users-default.tsv`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -167,5 +166,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.set_event_loop_policy(None)
     main()

@@ -32,8 +32,7 @@ def test_reads_are_the_apis_statements(floor: ModuleType) -> None:
 
 def test_writes_are_the_apis_statements(floor: ModuleType) -> None:
     assert task_writes._UNDATED_INSERT.sql == floor.INSERT_SQL
-    toggle = {"completed": task_writes._TOGGLED, "completed_at": None}
-    prebuilt = task_writes._prebuilt_write(toggle, True, None)
+    prebuilt = task_writes._prebuilt_write(task_writes._TOGGLE_VALUES, True, None)
     assert prebuilt is not None and prebuilt.sql == floor.TOGGLE_SQL
     title_only = task_writes._prebuilt_write({"title": "x"}, False, None)
     assert title_only is not None

@@ -256,7 +256,12 @@ async def fetch_raw(
     try:
         rows: list[asyncpg.Record] = await driver.fetch(stmt.sql, *args)
     except Exception as error:
-        raise await _wrap_driver_error(session, pooled.dbapi_connection, stmt, error) from None
+        wrapped, lost = _translate_driver_error(
+            session.dialect, pooled.dbapi_connection, stmt.sql, error
+        )
+        if lost is not None:
+            await session.invalidate(lost)
+        raise wrapped from None
     return rows
 
 
@@ -308,44 +313,30 @@ class DriverSession:
         await greenlet_spawn(self.pooled.close)
 
     async def _wrap(self, sql: str, error: Exception) -> BaseException:
-        dbapi_error = self.dialect.loaded_dbapi.Error
-        try:
-            self.adapted._handle_exception(error)  # raises the DB-API translation
-        except dbapi_error as translated:
-            invalidated = self.dialect.is_disconnect(translated, self.adapted, None)
-            if invalidated and not self.invalidated:
-                self.invalidated = True
-                await greenlet_spawn(self.pooled.invalidate, translated)
-            wrapped: BaseException = sa_exc.DBAPIError.instance(
-                sql,
-                None,
-                translated,
-                dbapi_error,
-                hide_parameters=True,
-                connection_invalidated=invalidated,
-                dialect=self.dialect,
-            )
-            return wrapped
-        except Exception as other:
-            return other
-        return error
+        wrapped, lost = _translate_driver_error(self.dialect, self.adapted, sql, error)
+        if lost is not None and not self.invalidated:
+            self.invalidated = True
+            await greenlet_spawn(self.pooled.invalidate, lost)
+        return wrapped
 
 
 #: What `fetch_raw` runs on.
 Reader = AsyncConnection | DriverSession
 
 
-async def _wrap_driver_error(
-    session: AsyncConnection, adapted: Any, stmt: RawStatement, error: Exception
-) -> BaseException:
-    dialect = session.dialect
+def _translate_driver_error(
+    dialect: Any, adapted: Any, sql: str, error: Exception
+) -> tuple[BaseException, BaseException | None]:
+    """`error` from the asyncpg connection as SQLAlchemy would raise it: a `DBAPIError`
+    wrapping the DB-API translation (statement parameters hidden). Also returns the
+    translation when it means the connection is gone, for the caller to invalidate it."""
     dbapi_error = dialect.loaded_dbapi.Error
     try:
         adapted._handle_exception(error)  # raises the DB-API translation of `error`
     except dbapi_error as translated:
         invalidated = dialect.is_disconnect(translated, adapted, None)
         wrapped = sa_exc.DBAPIError.instance(
-            stmt.sql,
+            sql,
             None,
             translated,
             dbapi_error,
@@ -353,12 +344,10 @@ async def _wrap_driver_error(
             connection_invalidated=invalidated,
             dialect=dialect,
         )
-        if invalidated:
-            await session.invalidate(translated)
-        return wrapped
+        return wrapped, translated if invalidated else None
     except Exception as other:
-        return other
-    return error
+        return other, None
+    return error, None
 
 
 #: The user-context statement, with and without the role switch (see `Database`).

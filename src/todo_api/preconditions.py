@@ -92,6 +92,8 @@ REPLAYED_HEADER = {
         "schema": {"type": "string"},
     }
 }
+#: The headers of a POST's success that takes `Idempotency-Key`.
+POSTED_HEADERS = {**ETAG_HEADER, **REPLAYED_HEADER}
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not Modified: `If-None-Match` names the current version."}
 }

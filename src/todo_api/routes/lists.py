@@ -12,7 +12,7 @@ from todo_api.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.preconditions import (
     ETAG_HEADER,
     NOT_MODIFIED,
-    REPLAYED_HEADER,
+    POSTED_HEADERS,
     IfMatchDep,
     IfNoneMatchDep,
     etag,
@@ -49,8 +49,7 @@ async def list_lists(principal: PrincipalDep, session: SessionDep) -> list[ListP
         201: {
             "headers": {
                 "Location": {"description": "The new list's URL.", "schema": {"type": "string"}},
-                **ETAG_HEADER,
-                **REPLAYED_HEADER,
+                **POSTED_HEADERS,
             }
         },
     },

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from todo_api.deps import PrincipalDep, SessionDep, TaskIdPath
 from todo_api.errors import error_responses
 from todo_api.idempotency import IdempotencyDep, IdempotentRoute
-from todo_api.preconditions import ETAG_HEADER, REPLAYED_HEADER, etag
+from todo_api.preconditions import POSTED_HEADERS, etag
 from todo_api.schemas.tasks import TaskPublic
 from todo_api.schemas.values import Instant
 from todo_api.services import clock
@@ -47,7 +47,7 @@ async def due_reminders(
     response_model=TaskPublic,
     responses={
         **error_responses(401, 403, 404, 409, 422),
-        200: {"headers": {**ETAG_HEADER, **REPLAYED_HEADER}},
+        200: {"headers": POSTED_HEADERS},
     },
     dependencies=[IdempotencyDep],
 )

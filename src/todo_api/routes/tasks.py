@@ -14,6 +14,7 @@ from todo_api.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.preconditions import (
     ETAG_HEADER,
     NOT_MODIFIED,
+    POSTED_HEADERS,
     REPLAYED_HEADER,
     IfMatchDep,
     IfNoneMatchDep,
@@ -59,8 +60,6 @@ _WRITE_ONE: dict[int | str, dict[str, Any]] = {
     **error_responses(401, 403, 404, 409, 412, 422, 428),
     200: {"headers": ETAG_HEADER},
 }
-#: A POST taking `Idempotency-Key`: 409 while a request with the key is still running.
-_POSTED = {**ETAG_HEADER, **REPLAYED_HEADER}
 
 
 @router.get(
@@ -190,7 +189,7 @@ def page_response(request: Request, page: service.TaskPage) -> Response:
         201: {
             "headers": {
                 "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
-                **_POSTED,
+                **POSTED_HEADERS,
             }
         },
     },
@@ -369,7 +368,7 @@ async def complete_task(
     "/tasks/{task_id}/move",
     summary="Reorder or move a task",
     response_model=TaskPublic,
-    responses={**_WRITE_ONE, 200: {"headers": _POSTED}},
+    responses={**_WRITE_ONE, 200: {"headers": POSTED_HEADERS}},
     dependencies=[IdempotencyDep],
 )
 async def move_task(

@@ -52,7 +52,7 @@ from todo_api.services.tasks import (
 )
 from todo_api.services.versions import Precondition, stale
 
-#: The toggle's new `completed` (one object, so `_prebuilt_write` can recognise it).
+#: The toggle's new `completed`.
 _TOGGLED: Any = ~t.c.completed
 
 #: Open subtasks (any depth) of the task in the enclosing UPDATE, for `/complete`.
@@ -83,6 +83,10 @@ def _due_values(due: date | datetime | None, zone: Any) -> dict[str, Any]:
 def completed_at(completed: Any) -> Any:
     """Keep `completed_at` when a task stays completed; stamp it when it becomes so."""
     return case((completed, func.coalesce(t.c.completed_at, func.now())), else_=None)
+
+
+#: A toggle's values, built once (`_prebuilt_write` recognises them by identity).
+_TOGGLE_VALUES: dict[str, Any] = {"completed": _TOGGLED, "completed_at": completed_at(_TOGGLED)}
 
 
 _TYPES: dict[str, TypeEngine[Any]] = {
@@ -124,6 +128,8 @@ _CREATED = (
     "parent_id",
 )
 
+_CREATED_KEYS = frozenset((*_CREATED, "completed_at"))
+
 
 def _undated_insert() -> RawStatement:
     """`_insert` for a task without a due date, built and compiled once with every value
@@ -151,7 +157,7 @@ async def _insert(
     quotas: Quotas,
 ) -> dict[str, Any]:
     """Insert one task after taking a slot of the task quota, in one statement."""
-    if due is None and values.keys() == {*_CREATED, "completed_at"}:
+    if due is None and values.keys() == _CREATED_KEYS:
         params = {name: values[name] for name in _CREATED}
         rows = await fetch_raw(
             session, _UNDATED_INSERT, {**params, "user_id": user_id, "quota": quotas.tasks}
@@ -317,7 +323,7 @@ def _prebuilt_write(
     if precondition is not None:
         return None
     if completion:
-        if values.get("completed") is not _TOGGLED:
+        if values is not _TOGGLE_VALUES:
             return None
         key = _TOGGLE
     else:
@@ -331,7 +337,7 @@ def _prebuilt_write(
         user_id = bindparam("user_id", type_=String())
         where = [t.c.user_id == user_id, t.c.id == bindparam("task_id", type_=BigInteger())]
         if key is _TOGGLE:
-            bound: dict[str, Any] = {"completed": _TOGGLED, "completed_at": completed_at(_TOGGLED)}
+            bound: Mapping[str, Any] = _TOGGLE_VALUES
         else:
             bound = {name: bindparam(f"v_{name}", type_=_TYPES[name]) for name in key}
         stmt = RawStatement.compile(_update_statement(where, bound, key is _TOGGLE, user_id))
@@ -474,8 +480,11 @@ async def set_completion(
     precondition: Precondition | None = None,
 ) -> dict[str, Any]:
     """Toggle completion, or set it when `completed` is given."""
-    target: Any = _TOGGLED if completed is None else completed
-    values = {"completed": target, "completed_at": completed_at(target)}
+    values = (
+        _TOGGLE_VALUES
+        if completed is None
+        else {"completed": completed, "completed_at": completed_at(completed)}
+    )
     return await _write(
         session, user_id, task_id, values, quotas, completion=True, precondition=precondition
     )
