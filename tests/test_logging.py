@@ -3,8 +3,11 @@ id or task text — whatever the log level, in our loggers or the libraries' one
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -17,7 +20,7 @@ from tests.conftest import TEST_SECRET, User, make_settings, make_token
 from todo_api import cli
 from todo_api.config import Settings
 from todo_api.deps import SessionDep
-from todo_api.logs import JsonFormatter
+from todo_api.logs import AccessLog, JsonFormatter, logging_config
 from todo_api.main import create_app
 from todo_api.middleware import user_hash
 
@@ -221,3 +224,74 @@ def test_serve_turns_off_the_servers_access_log(monkeypatch: pytest.MonkeyPatch)
     assert kwargs["access_log"] is False
     assert kwargs["proxy_headers"] is True
     assert kwargs["forwarded_allow_ips"] == ["10.0.0.0/8"]
+
+
+def _production_logging(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """The root handler the server's logging configuration installs, writing to a buffer."""
+    config = logging_config()
+    assert config["root"]["handlers"] == ["stderr"]
+    assert config["handlers"]["stderr"]["class"] == "logging.StreamHandler"
+    assert config["formatters"][config["handlers"]["stderr"]["formatter"]]["()"] is JsonFormatter
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", logging.INFO)
+    return stream
+
+
+def test_access_lines_written_directly_match_the_formatter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _production_logging(monkeypatch)
+    handler = logging.getLogger().handlers[0]
+    records: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handle", lambda record: records.append(record))
+    fields = {"request_id": "r-1", "method": "GET", "route": "/api/{user_id}/tasks", "status": 200}
+    before = datetime.now(timezone.utc)
+    AccessLog("todo_api.access").info("request", {**fields, "duration_ms": 1.5, "user_hash": None})
+    after = datetime.now(timezone.utc)
+
+    assert records == []  # written without a record, straight to the handler's stream
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    written = json.loads(lines[0])
+    record = logging.getLogger("todo_api.access").makeRecord(
+        "todo_api.access", logging.INFO, "", 0, "request", (), None,
+        extra={**fields, "duration_ms": 1.5, "user_hash": None},
+    )  # fmt: skip
+    expected = json.loads(JsonFormatter().format(record))
+    assert written.pop("time") and expected.pop("time")
+    assert written == expected
+    stamp = datetime.fromisoformat(json.loads(lines[0])["time"])
+    assert before - timedelta(microseconds=1) <= stamp <= after
+
+
+def test_access_lines_go_through_logging_when_anything_else_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _production_logging(monkeypatch)
+    seen: list[str] = []
+
+    class Tap(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append(record.getMessage())
+            return record.__dict__.get("status") != 404
+
+    handler = logging.getLogger().handlers[0]
+    handler.addFilter(Tap())
+    access = AccessLog("todo_api.access")
+    access.info("request", {"status": 200})
+    access.info("request", {"status": 404})
+    assert seen == ["request", "request"]
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["status"] for line in lines] == [200]
+    # A level above INFO silences the lines on either path.
+    handler.removeFilter(handler.filters[0])
+    logging.getLogger("todo_api.access").setLevel(logging.WARNING)
+    try:
+        access.info("request", {"status": 201})
+    finally:
+        logging.getLogger("todo_api.access").setLevel(logging.NOTSET)
+    assert len(stream.getvalue().splitlines()) == 1

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from todo_api.errors import PROBLEM_JSON, problem_body
+from todo_api.response_state import response_state
 
 
 class ProblemCORSMiddleware(CORSMiddleware):
@@ -21,8 +22,11 @@ class ProblemCORSMiddleware(CORSMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not any(name == b"origin" for name, _ in scope["headers"]):
             # Not a browser's cross-origin request: only `Vary: Origin` to add, as the
-            # parent class does, without building its header objects per response.
-            await self.app(scope, receive, _varying(send))
+            # parent class does, without building its header objects per response (the
+            # one `send` wrapper adds it).
+            shared, tracked = response_state(scope, send)
+            shared.vary_origin = True
+            await self.app(scope, receive, tracked)
             return
         if scope["type"] == "http" and scope["method"] == "OPTIONS":
             headers = Headers(scope=scope)
@@ -52,17 +56,3 @@ class ProblemCORSMiddleware(CORSMiddleware):
                 await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
-
-
-def _varying(send: Send) -> Send:
-    """`send` with `Origin` added to the response's `Vary` values (merged into one)."""
-
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = message.get("headers") or []
-            vary = [value for name, value in headers if name == b"vary"]
-            kept = [header for header in headers if header[0] != b"vary"] if vary else list(headers)
-            message["headers"] = [*kept, (b"vary", b", ".join([*vary, b"Origin"]))]
-        await send(message)
-
-    return wrapped

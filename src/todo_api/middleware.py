@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import random
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,10 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.auth import RESERVED_USER_IDS, Principal, TokenError, TokenVerifier, bearer_token
 from todo_api.errors import problem_body
+from todo_api.logs import AccessLog
 from todo_api.ratelimit import limiter_of, send_rate_limited
 from todo_api.redaction import hide_statement_parameters
+from todo_api.response_state import RESPONSE, ResponseState, response_state
 
-log = logging.getLogger("todo_api.access")
+access_log = AccessLog("todo_api.access")
 error_log = logging.getLogger("todo_api.errors")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -32,12 +34,19 @@ _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _NO_STORE = (b"cache-control", b"no-store")
 
+_Headers = tuple[tuple[bytes, bytes], ...]
 SendProblem = Callable[[int, str, str, dict[str, str]], Awaitable[None]]
 
 
 def _state(scope: Scope) -> dict[str, Any]:
     state: dict[str, Any] = scope.setdefault("state", {})
     return state
+
+
+def _request_id() -> str:
+    # 128 random bits, like a UUID4, from the process's seeded generator: a request id
+    # needs uniqueness, not secrecy, and this avoids a system call per request.
+    return f"{random.getrandbits(128):032x}"
 
 
 async def send_problem(
@@ -71,11 +80,16 @@ class RequestContextMiddleware:
         self.app = app
         self.hsts = hsts
         self.user_salt = user_salt
-        self._docs_headers = (
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-        )
-        self._headers = (*self._docs_headers, _CSP)
+        docs = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+        api = (*docs, _CSP)
+        #: (docs page?, HSTS?) -> the headers this layer sets, and their names (which
+        #: replace any the app set). Built once.
+        self._variants: dict[tuple[bool, bool], tuple[_Headers, frozenset[bytes]]] = {}
+        for is_docs in (False, True):
+            for strict in (False, True):
+                headers = (*(docs if is_docs else api), *((_HSTS,) if strict else ()))
+                names = frozenset((b"x-request-id", *(name for name, _ in headers)))
+                self._variants[is_docs, strict] = (headers, names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,46 +103,47 @@ class RequestContextMiddleware:
                 if _REQUEST_ID.fullmatch(candidate):
                     request_id = candidate
                 break
-        request_id = request_id or uuid.uuid4().hex
-        _state(scope)["request_id"] = request_id
+        request_id = request_id or _request_id()
+        state = _state(scope)
+        state["request_id"] = request_id
+        response = state[RESPONSE] = ResponseState()
         path: str = scope["path"]
-        is_docs = path.startswith(_DOCS_PATHS)
-        https = scope.get("scheme") == "https"
-        status_holder = [500]
+        ours, replaced = self._variants[
+            path.startswith(_DOCS_PATHS), self.hsts and scope.get("scheme") == "https"
+        ]
+        ours = ((b"x-request-id", request_id.encode("latin-1")), *ours)
+        api = path.startswith("/api")
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_holder[0] = message["status"]
-                # Raw header tuples, built once per app: cheaper than `MutableHeaders`,
-                # with the same result (these replace any the app set; Cache-Control
-                # only fills a gap).
-                ours = self._docs_headers if is_docs else self._headers
-                if https and self.hsts:
-                    ours = (*ours, _HSTS)
-                raw = [(b"x-request-id", request_id.encode("latin-1")), *ours]
-                replaced = {name for name, _ in raw}
-                headers = [h for h in message.get("headers", ()) if h[0] not in replaced]
-                if path.startswith("/api") and not any(h[0] == b"cache-control" for h in headers):
-                    raw.append(_NO_STORE)
-                message["headers"] = headers + raw
+                response.started = True
+                response.status = message["status"]
+                # Raw header tuples: cheaper than `MutableHeaders`, with the same result
+                # (ours replace any the app set; Cache-Control only fills a gap).
+                headers = response.apply(message.get("headers") or [])
+                headers = [h for h in headers if h[0] not in replaced]
+                if api and not any(h[0] == b"cache-control" for h in headers):
+                    headers.append(_NO_STORE)
+                headers.extend(ours)
+                message["headers"] = headers
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            principal = _state(scope).get("principal")
+            principal = state.get("principal")
             elapsed = time.perf_counter() - started
             template = route_template(scope)
             metrics = getattr(scope["app"].state, "metrics", None)
             if metrics is not None:
-                metrics.observe(scope["method"], template, status_holder[0], elapsed)
-            log.info(
+                metrics.observe(scope["method"], template, response.status, elapsed)
+            access_log.info(
                 "request",
-                extra={
+                {
                     "request_id": request_id,
                     "method": scope["method"],
                     "route": template,
-                    "status": status_holder[0],
+                    "status": response.status,
                     "duration_ms": round(elapsed * 1000, 2),
                     "user_hash": user_hash(principal.user_id, self.user_salt)
                     if isinstance(principal, Principal)
@@ -175,27 +190,20 @@ class ErrorSafetyNetMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        response, tracked = response_state(scope, send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, tracked)
         except Exception as error:
             # A database error's message lists the statement's parameters: task text.
             hide_statement_parameters(error)
             error_log.exception(
                 "unhandled error", extra={"request_id": _state(scope).get("request_id")}
             )
-            if started:
+            if response.started:
                 raise
             await send_problem(
                 scope,
-                send,
+                tracked,
                 500,
                 "internal_error",
                 "The server failed to handle this request. Quote the request id when reporting it.",
@@ -246,21 +254,14 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(limit)
             return message
 
-        started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        response, tracked = response_state(scope, send)
         try:
-            await self.app(scope, limited_receive, send_wrapper)
+            await self.app(scope, limited_receive, tracked)
         except BodyTooLarge:
-            if started:
+            if response.started:
                 raise
             await send_problem(
-                scope, send, 413, "body_too_large", f"The request body exceeds {limit} bytes."
+                scope, tracked, 413, "body_too_large", f"The request body exceeds {limit} bytes."
             )
 
 

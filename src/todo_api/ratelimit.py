@@ -26,11 +26,12 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api.auth import Principal
 from todo_api.config import Settings
 from todo_api.errors import PROBLEM_JSON, problem_body
+from todo_api.response_state import response_state
 
 log = logging.getLogger("todo_api.ratelimit")
 
@@ -64,6 +65,10 @@ class Decision:
         if not self.allowed:
             headers["Retry-After"] = str(self.retry_after)
         return headers
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as ASGI header pairs."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
 
 
 def decide(allowed: bool, used_us: float, limit: int, period_us: float) -> Decision:
@@ -319,18 +324,6 @@ def limiter_of(scope: Scope) -> RateLimiter | None:
     return limiter
 
 
-def with_headers(send: Send, decision: Decision) -> Send:
-    """`send`, adding the decision's `RateLimit-*` headers to the response."""
-    extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
-
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), *extra]
-        await send(message)
-
-    return wrapped
-
-
 async def send_rate_limited(scope: Scope, send: Send, decision: Decision) -> None:
     """Answer 429 problem+json with `Retry-After` and the `RateLimit-*` headers."""
     request_id = scope.get("state", {}).get("request_id")
@@ -340,7 +333,7 @@ async def send_rate_limited(scope: Scope, send: Send, decision: Decision) -> Non
     headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode(), v.encode()) for k, v in decision.headers().items()),
+        *decision.raw_headers(),
     ]
     await send({"type": "http.response.start", "status": 429, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -374,4 +367,7 @@ class RateLimitMiddleware:
         if not decision.allowed:
             await send_rate_limited(scope, send, decision)
             return
-        await self.app(scope, receive, with_headers(send, decision))
+        # Added to whatever response follows, by the one `send` wrapper.
+        response, tracked = response_state(scope, send)
+        response.extra_headers.extend(decision.raw_headers())
+        await self.app(scope, receive, tracked)

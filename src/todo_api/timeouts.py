@@ -13,9 +13,10 @@ import asyncio
 import sys
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api.middleware import send_problem
+from todo_api.response_state import response_state
 
 #: Set in the request's state by the session dependency right before it commits.
 COMMITTING = "committing"
@@ -34,13 +35,13 @@ class RequestTimeoutMiddleware:
         assert task is not None
         loop = asyncio.get_running_loop()
         state: dict[str, Any] = scope.setdefault("state", {})
-        started = False
+        response, tracked = response_state(scope, send)
         timed_out = False
         handle: asyncio.TimerHandle | None = None
 
         def expire() -> None:
             nonlocal handle, timed_out
-            if started:
+            if response.started:
                 return  # the response is on its way; let it finish
             if state.get(COMMITTING):
                 handle = loop.call_later(0.05, expire)  # check again once COMMIT is done
@@ -48,24 +49,18 @@ class RequestTimeoutMiddleware:
             timed_out = True
             task.cancel()
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         handle = loop.call_later(self.seconds, expire)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, tracked)
         except asyncio.CancelledError:
             if not timed_out:
                 raise
             if sys.version_info >= (3, 11):
                 task.uncancel()  # the cancellation was ours and is handled here
-            if not started:
+            if not response.started:
                 await send_problem(
                     scope,
-                    send,
+                    tracked,
                     503,
                     "request_timeout",
                     "The request took too long and was abandoned; nothing was committed.",
