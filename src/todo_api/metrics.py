@@ -69,8 +69,13 @@ class _LiveState(Collector):
             pool = database.engine.pool
             yield GaugeMetricFamily(
                 "todo_api_db_pool_in_use",
-                "Connections checked out of the pool.",
-                value=float(pool.checkedout()),
+                "Connections checked out of the pool by requests.",
+                value=float(pool.checkedout() - database.parked),
+            )
+            yield GaugeMetricFamily(
+                "todo_api_db_pool_kept",
+                "Idle connections the read path keeps checked out between requests.",
+                value=float(database.parked),
             )
             yield GaugeMetricFamily(
                 "todo_api_db_pool_waiting",
