@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import time
 import unicodedata
 from collections import OrderedDict
@@ -51,7 +52,9 @@ MAX_SUBJECT_LENGTH = 255
 ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "ES256", "RS256", "PS256"})
 
 # RFC 6750 b64token; anything else after "Bearer " cannot be a token we issue or accept.
-_B64TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+#: RFC 6750 token characters (`b64token`, the padding allowed anywhere), as one pattern:
+#: matched in C, where a set test per character costs microseconds on a 300-byte JWT.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/=]+")
 _OPAQUE_DESCRIPTION = (
     "The bearer token is not a JWT (it does not have three dot-separated parts). "
     "This is probably a Better Auth session token; send a JWT from the Better Auth "
@@ -115,7 +118,7 @@ def bearer_token(authorization_values: list[bytes]) -> str:
         raise TokenError("token_malformed", "The Bearer scheme is not followed by a token.")
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenError("token_malformed", f"The token is longer than {MAX_TOKEN_LENGTH} bytes.")
-    if not _B64TOKEN_CHARS.issuperset(token):
+    if _B64TOKEN.fullmatch(token) is None:
         raise TokenError(
             "token_malformed", "The token contains characters that no bearer token may contain."
         )
