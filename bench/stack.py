@@ -68,7 +68,7 @@ async def measure(
     app = create_app()
     app.user_middleware = [m for m in app.user_middleware if m.cls.__name__ not in without]
     async with app.router.lifespan_context(app):
-        async with app.state.database.read_session(users[0][1]) as session:
+        async with app.state.database.driver_session(users[0][1]) as session:
             row = await service.get_task(session, users[0][1], int(users[0][3]))
 
         async def stub(self: Any, call: Any, work: Any, *, lean: bool = False) -> None:

@@ -8,6 +8,7 @@ shape that silently stopped being served fast fails here too.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,6 +20,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from tests.conftest import User, make_settings
+from todo_api.db import Database
 from todo_api.hotpath import HotPathMiddleware, _list_query, _task_id
 from todo_api.main import create_app
 from todo_api.schemas.common import MAX_ID
@@ -183,6 +185,82 @@ async def test_writes_are_served_fast_and_alike(pair: Pair, served: list[bool]) 
     assert stored["title"] == "Buy oat milk" and stored["completed"] is False
 
 
+@pytest.fixture
+def sessions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The kind of each transaction opened: "driver" (the hot path's) or "full"."""
+    opened: list[str] = []
+    for kind, name in (("driver", "driver_session"), ("full", "user_session")):
+        original = getattr(Database, name)
+
+        def spy(self: Database, user_id: str, _kind: str = kind, _original: Any = original) -> Any:
+            opened.append(_kind)
+            return _original(self, user_id)
+
+        monkeypatch.setattr(Database, name, spy)
+    return opened
+
+
+async def test_hot_requests_run_on_the_driver_session(alice: User, sessions: list[str]) -> None:
+    task = await alice.create_task("Plain", description="no tags, no dates")
+    tagged = await alice.create_task("Tagged", tags=["home"], due_date="2026-12-01")
+    await alice.patch(f"/api/me/tasks/{task['id']}", json={"title": "Still plain"})
+    await alice.patch(f"/api/me/tasks/{task['id']}", json={"tags": ["work"], "priority": "high"})
+    done = (await alice.patch(f"/api/me/tasks/{task['id']}/complete")).json()
+    assert done["completed"] is True and done["title"] == "Still plain"
+    assert done["tags"] == ["work"]
+    missing = await alice.patch("/api/me/tasks/999999999", json={"title": "nobody"})
+    assert missing.status_code == 404
+    page = await alice.get("/api/me/tasks?status=pending&sort=due_date&limit=1")
+    assert [t["id"] for t in page.json()] == [tagged["id"]]
+    assert sessions == ["driver"] * 7
+
+
+async def test_core_statements_share_the_driver_sessions_transaction(
+    alice: User, sessions: list[str], owner_conn: asyncpg.Connection
+) -> None:
+    task = await alice.create_task(
+        "Water the plants", due_date="2026-12-01", recurrence="FREQ=DAILY"
+    )
+    sessions.clear()
+    done = await alice.patch(f"/api/me/tasks/{task['id']}/complete")
+    assert done.status_code == 200
+    # The prebuilt toggle, then the next occurrence's Core statement: one transaction.
+    assert sessions == ["driver"]
+    body = done.json()
+    assert body["completed"] is True and body["next_occurrence_id"] is not None
+    async with owner_conn.transaction():
+        await owner_conn.execute("SELECT set_config('app.user_id', $1, true)", alice.id)
+        successors = await owner_conn.fetchval(
+            "SELECT count(*) FROM tasks WHERE previous_occurrence_id = $1", task["id"]
+        )
+        version = await owner_conn.fetchval("SELECT version FROM tasks WHERE id = $1", task["id"])
+    assert successors == 1
+    assert version == task["version"] + 1
+
+
+async def test_a_driver_session_that_fails_late_commits_nothing(
+    owner_url: str, owner_conn: asyncpg.Connection
+) -> None:
+    # The task's INSERT (prebuilt, on the driver) succeeds; linking a tag over the
+    # quota (a Core statement) then fails: the whole request is rolled back.
+    app = create_app(make_settings(owner_url, max_tags_per_user=1))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            user = User(http, f"late-{uuid.uuid4().hex[:12]}")
+            await user.create_task("first", tags=["one"])
+            refused = await user.post("/api/me/tasks", json={"title": "second", "tags": ["two"]})
+            assert refused.status_code == 409, refused.text
+            listed = (await user.get("/api/me/tasks")).json()
+            assert [t["title"] for t in listed] == ["first"]
+            database: Database = app.state.database
+            assert database.parked >= 1  # the connection is back in service, clean
+    async with owner_conn.transaction():
+        await owner_conn.execute("SELECT set_config('app.user_id', $1, true)", user.id)
+        count = await owner_conn.fetchval("SELECT count(*) FROM tasks")
+    assert count == 1
+
+
 @pytest.mark.parametrize(
     ("method", "url", "kwargs", "status"),
     [
@@ -304,6 +382,9 @@ async def test_lean_reads_survive_pooled_connections_killed_while_idle(
             user = User(http, f"hotpath-idle-{uuid.uuid4().hex[:8]}")
             task = await user.create_task("still here")
             assert (await user.get("/api/me/tasks")).status_code == 200
+            # Several connections kept between requests, all of them to be killed.
+            await asyncio.gather(*(user.get(f"/api/me/tasks/{task['id']}") for _ in range(6)))
+            assert application.state.database.parked >= 2
             killed = await owner_conn.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE usename = current_user AND datname = current_database()"

@@ -12,7 +12,9 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import event
 
 from tests.conftest import User, make_settings
 from todo_api.db import Database
@@ -34,10 +36,10 @@ async def test_a_read_reuses_the_connection_the_previous_read_kept(owner_url: st
         task = await user.create_task()
         assert (await user.get(f"/api/me/tasks/{task['id']}")).status_code == 200
         assert database.parked == 1
-        kept = database._parked[0]
+        kept = database.kept.idle[0]
         for _ in range(3):
             assert (await user.get(f"/api/me/tasks/{task['id']}")).status_code == 200
-            assert database._parked == [kept]
+            assert database.kept.idle == [kept]
 
 
 async def test_a_write_gets_the_kept_connection_when_the_pool_is_full(owner_url: str) -> None:
@@ -73,10 +75,10 @@ async def test_a_kept_connection_past_the_recycle_age_is_not_reused(owner_url: s
         database.engine.sync_engine.pool._recycle = 1  # the setting's floor is 10 s
         task = await user.create_task()
         assert (await user.get(f"/api/me/tasks/{task['id']}")).status_code == 200
-        old = database._parked[0]
+        old = database.kept.idle[0]
         await asyncio.sleep(1.2)
         assert (await user.get(f"/api/me/tasks/{task['id']}")).status_code == 200
-        assert database._parked and database._parked[0] is not old
+        assert database.kept.idle and database.kept.idle[0] is not old
 
 
 async def test_a_kept_connection_is_not_reused_after_the_pool_was_invalidated(
@@ -85,13 +87,13 @@ async def test_a_kept_connection_is_not_reused_after_the_pool_was_invalidated(
     async with serving(owner_url) as (user, database):
         task = await user.create_task()
         assert (await user.get(f"/api/me/tasks/{task['id']}")).status_code == 200
-        old = database._parked[0]
+        old = database.kept.idle[0]
         # What SQLAlchemy does when a statement finds the database gone.
         await asyncio.sleep(0.02)
         database.engine.sync_engine.pool._invalidate(old)
         await asyncio.sleep(0.02)
         assert (await user.get(f"/api/me/tasks/{task['id']}")).status_code == 200
-        assert database._parked and database._parked[0] is not old
+        assert database.kept.idle and database.kept.idle[0] is not old
 
 
 async def test_stopping_the_app_closes_kept_connections(
@@ -116,3 +118,58 @@ async def test_stopping_the_app_closes_kept_connections(
             break
         await asyncio.sleep(0.05)
     assert await backends() == 0
+
+
+async def test_reads_hand_their_connection_to_waiting_reads(owner_url: str) -> None:
+    settings = {"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout": 5}
+    async with serving(owner_url, **settings) as (user, database):
+        task = await user.create_task()
+        checkouts: list[object] = []
+        pool = database.engine.sync_engine.pool
+        listener = lambda *args: checkouts.append(args)  # noqa: E731
+        event.listen(pool, "checkout", listener)
+        try:
+            responses = await asyncio.gather(
+                *(user.get(f"/api/me/tasks/{task['id']}") for _ in range(20))
+            )
+        finally:
+            event.remove(pool, "checkout", listener)
+        assert [r.status_code for r in responses] == [200] * 20
+        # The one connection went from read to read, not through the pool each time.
+        assert len(checkouts) <= 1
+
+
+async def test_a_read_that_gets_no_connection_in_time_is_503(owner_url: str) -> None:
+    settings = {"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout": 0.3}
+    async with serving(owner_url, **settings) as (user, database):
+        async with database.user_session(user.id):  # holds the only connection
+            response = await user.get("/api/me/tasks/1")
+        assert response.status_code == 503
+        assert response.json()["code"] == "database_busy"
+        assert (await user.get("/api/me/tasks?limit=1")).status_code == 200
+
+
+@pytest.mark.parametrize("handed_first", [False, True])
+async def test_a_cancelled_waiting_read_loses_no_connection(
+    owner_url: str, handed_first: bool
+) -> None:
+    settings = {"database_pool_size": 1, "database_max_overflow": 0, "database_pool_timeout": 5}
+    async with serving(owner_url, **settings) as (user, database):
+        assert (await user.get("/api/me/tasks?limit=1")).status_code == 200
+        holder = await database.kept.acquire()
+        waiting = asyncio.create_task(database.kept.acquire())
+        await asyncio.sleep(0.05)
+        assert len(database.kept.waiters) == 1
+        # In the same loop turn: the connection handed to the read, the read cancelled
+        # (by the request time limit, say), in either order. It is given on, not lost.
+        if handed_first:
+            await database.kept._hand_on(holder)
+            waiting.cancel()
+        else:
+            waiting.cancel()
+            await database.kept._hand_on(holder)
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        pool = database.engine.sync_engine.pool
+        assert pool.checkedout() == database.parked == 1
+        assert (await user.get("/api/me/tasks?limit=1")).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import ssl
 import time
@@ -14,10 +15,10 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -242,7 +243,7 @@ async def fetch_raw(
     """The rows of `stmt` inside `session`'s open transaction, as asyncpg Records.
 
     `session` is the request's `AsyncConnection` (its transaction opened by
-    `Database.user_session`) or a `DriverSession` (`Database.read_session`). A driver
+    `Database.user_session`) or a `DriverSession` (`Database.driver_session`). A driver
     error is raised as SQLAlchemy would have raised it (`DBAPIError` wrapping the
     translated error, the connection invalidated on a disconnect), so the session's and
     the app's error mapping apply unchanged.
@@ -269,22 +270,27 @@ async def fetch_raw(
 class DriverSession:
     """A request transaction held directly on the pooled asyncpg connection.
 
-    For requests whose statements are all `RawStatement`s (a get-one, a plain first list
-    page): it skips SQLAlchemy's `Connection`, its transaction objects and the execution
-    of the context statement, which together cost such a request a quarter of its CPU.
+    For the hot path's requests (`hotpath.py`): it skips SQLAlchemy's `Connection`, its
+    transaction objects and the execution of the context statement, which together cost
+    a get-one a quarter of its CPU, and runs `RawStatement`s on the driver. A service
+    that needs a Core statement after all calls `execute` as on an `AsyncConnection`: a
+    SQLAlchemy connection is then wrapped around this same pooled connection, inside
+    the same transaction (its begin is a no-op for this dialect; the commit stays ours).
     The transaction is tracked by SQLAlchemy's driver adapter, so returning the
     connection to the pool rolls back whatever was left open, as for `user_session`.
     Driver errors are raised as `DBAPIError`s, exactly as `fetch_raw` raises them.
     """
 
-    __slots__ = ("adapted", "dialect", "driver", "invalidated", "pooled")
+    __slots__ = ("_core", "adapted", "dialect", "driver", "engine", "invalidated", "pooled")
 
-    def __init__(self, pooled: Any, dialect: Any) -> None:
+    def __init__(self, pooled: Any, engine: AsyncEngine) -> None:
         self.pooled = pooled
         self.adapted = pooled.dbapi_connection
         self.driver = pooled.driver_connection
-        self.dialect = dialect
+        self.engine = engine
+        self.dialect = engine.dialect
         self.invalidated = False
+        self._core: AsyncConnection | None = None
 
     async def begin(self, context: RawStatement, params: dict[str, Any]) -> None:
         try:
@@ -309,10 +315,17 @@ class DriverSession:
         except Exception as error:
             raise await self._wrap("COMMIT", error) from None
 
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        """`AsyncConnection.execute`, in this session's transaction."""
+        if self._core is None:
+            core = Connection(self.engine.sync_engine, connection=self.pooled)
+            self._core = AsyncConnection(self.engine, core)
+        return await self._core.execute(statement, parameters)
+
     @property
     def reusable(self) -> bool:
         """Whether the connection is healthy and outside any transaction."""
-        return not self.invalidated and self.adapted._transaction is None
+        return not self.invalidated and self.pooled.is_valid and self.adapted._transaction is None
 
     async def release(self) -> None:
         """Back to the pool (rolled back there if still open), or closed if invalidated."""
@@ -322,8 +335,150 @@ class DriverSession:
         wrapped, lost = _translate_driver_error(self.dialect, self.adapted, sql, error)
         if lost is not None and not self.invalidated:
             self.invalidated = True
-            await greenlet_spawn(self.pooled.invalidate, lost)
+            # As SQLAlchemy's `Connection` does on a disconnect: this connection, and the
+            # pool's older ones (kept ones included), are not to be used again.
+            pool: Any = self.engine.sync_engine.pool
+            await greenlet_spawn(pool._invalidate, self.pooled, lost)
         return wrapped
+
+
+class KeptConnections:
+    """The hot path's connections between requests, kept checked out of the pool.
+
+    A checkout and a return through SQLAlchemy's async pool cost a get-one about a tenth
+    of its CPU (each runs in a greenlet of its own). Here a finished request of the hot
+    path (`Database.driver_session`) hands its connection, healthy and outside any
+    transaction, straight to the next one: to one waiting for a connection, else to the
+    idle list (up to DATABASE_POOL_SIZE), from which the next takes it with a list pop.
+    The pool still owns and counts every connection, so its limits hold; requests
+    checking out of the pool itself (FastAPI's routes, the hot path when nothing is
+    kept) come first: while one is in a checkout, a finished request gives its
+    connection back to the pool, and a checkout that finds the pool full first returns
+    an idle kept one. A kept connection that the pool would recycle at
+    checkout (past DATABASE_POOL_RECYCLE, or older than an invalidation of the pool) is
+    given back instead, and the pool recycles it.
+    """
+
+    __slots__ = ("_closed", "engine", "idle", "in_pool_checkout", "limit", "timeout", "waiters")
+
+    def __init__(self, engine: AsyncEngine, *, limit: int, timeout: float) -> None:
+        self.engine = engine
+        self.limit = limit
+        self.timeout = timeout
+        self.idle: list[Any] = []
+        #: Reads waiting for a kept connection: each gets one, or None to try the pool.
+        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        #: Requests inside a pool checkout (possibly waiting for a connection).
+        self.in_pool_checkout = 0
+        self._closed = False
+        event.listen(engine.sync_engine.pool, "checkin", self._on_checkin)
+
+    def _pool_full(self) -> bool:
+        pool: Any = self.engine.sync_engine.pool
+        overflow: int = pool._max_overflow
+        in_use: int = pool.checkedout()
+        return overflow >= 0 and in_use >= pool.size() + overflow
+
+    def _fresh(self, pooled: Any) -> bool:
+        record = pooled._connection_record
+        if record is None or not pooled.is_valid:
+            return False
+        pool: Any = self.engine.sync_engine.pool
+        started: float = record.starttime
+        if pool._recycle > -1 and time.time() - started > pool._recycle:
+            return False
+        return bool(pool._invalidate_time <= started and record._soft_invalidate_time <= started)
+
+    async def acquire(self) -> Any:
+        """A connection for a read: a kept one, one handed over by a finishing read, or the
+        pool's. Raises `sqlalchemy.exc.TimeoutError` after DATABASE_POOL_TIMEOUT."""
+        while self.idle:
+            pooled = self.idle.pop()
+            if self._fresh(pooled):
+                return pooled
+            await greenlet_spawn(pooled.close)
+        if self.waiters or self._pool_full():
+            pooled = await self._wait()
+            if pooled is not None:
+                return pooled
+        async with self.pool_checkout():
+            return await self.engine.raw_connection()
+
+    async def _wait(self) -> Any:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        self.waiters.append(waiter)
+        timer = loop.call_later(self.timeout, _expire, waiter)
+        try:
+            pooled = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                handed = waiter.result()
+                if handed is not None:  # handed over as this read was cancelled
+                    await self._hand_on(handed)
+            raise
+        finally:
+            timer.cancel()
+            if not waiter.done():
+                self.waiters.remove(waiter)
+        if pooled is not None and not self._fresh(pooled):
+            await greenlet_spawn(pooled.close)
+            return None
+        return pooled
+
+    async def release(self, session: DriverSession) -> None:
+        """After a read: its connection to the next read, or back to the pool."""
+        if not session.reusable:
+            await session.release()
+            return
+        await self._hand_on(session.pooled)
+
+    async def _hand_on(self, pooled: Any) -> None:
+        if not self._closed and not self.in_pool_checkout:
+            while self.waiters:
+                waiter = self.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(pooled)
+                    return
+            if len(self.idle) < self.limit:
+                self.idle.append(pooled)
+                return
+        await greenlet_spawn(pooled.close)
+
+    @asynccontextmanager
+    async def pool_checkout(self) -> AsyncIterator[None]:
+        """Around a checkout from the pool: kept connections go back to it meanwhile."""
+        if self.idle and self._pool_full():
+            # An idle kept connection is what this request may be waiting for.
+            await greenlet_spawn(self.idle.pop().close)
+        self.in_pool_checkout += 1
+        try:
+            yield
+        finally:
+            self.in_pool_checkout -= 1
+
+    def _on_checkin(self, dbapi_connection: Any, record: Any) -> None:
+        # A connection went back to the pool: the first waiting read may try there.
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def close(self) -> None:
+        self._closed = True
+        while self.idle:
+            await greenlet_spawn(self.idle.pop().close)
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        event.remove(self.engine.sync_engine.pool, "checkin", self._on_checkin)
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(sa_exc.TimeoutError("no connection within the pool timeout"))
 
 
 #: What `fetch_raw` runs on.
@@ -391,12 +546,10 @@ class Database:
         self.breaker = CircuitBreaker(self.ping)
         #: Requests between asking the pool for a connection and their first statement.
         self.waiting = 0
-        #: Lean reads keep their connection checked out between requests (see `_park`).
-        self._parked: list[Any] = []
-        self._park_limit = settings.database_pool_size
-        #: Requests inside a pool checkout right now (possibly waiting for a connection).
-        self._checking_out = 0
-        self._closed = False
+        #: The hot path's connections between requests.
+        self.kept = KeptConnections(
+            engine, limit=settings.database_pool_size, timeout=settings.database_pool_timeout
+        )
 
     async def ping(self) -> None:
         """One round trip on a pooled connection (no user context needed)."""
@@ -440,12 +593,12 @@ class Database:
                 await session.close()
 
     @asynccontextmanager
-    async def read_session(self, user_id: str) -> AsyncIterator[DriverSession]:
-        """`user_session` for requests that run only `RawStatement`s (see `DriverSession`).
+    async def driver_session(self, user_id: str) -> AsyncIterator[DriverSession]:
+        """`user_session` on the driver connection, for the hot path (see `DriverSession`).
 
-        The same guarantees: one context statement, commit when the block ends normally,
-        a dead pooled connection retried once before anything ran, outages as
-        `DatabaseUnavailable`.
+        The same guarantees: one context statement, commit when the block ends normally
+        (else rolled back), a dead pooled connection retried once before anything ran,
+        outages as `DatabaseUnavailable`.
         """
         if self.breaker.is_open:
             raise DatabaseUnavailable()
@@ -461,76 +614,12 @@ class Database:
                 raise
             raise unavailable from error
         finally:
-            if not self._park(session):
-                await session.release()
+            await self.kept.release(session)
 
     @property
     def parked(self) -> int:
-        """Connections kept by the lean read path between requests (idle, but checked out)."""
-        return len(self._parked)
-
-    def _park(self, session: DriverSession) -> bool:
-        """Keep a read's connection for the next read instead of returning it to the pool.
-
-        A checkout and a return through SQLAlchemy's async pool cost a get-one about a
-        tenth of its CPU (each runs in a greenlet of its own); a parked connection is
-        taken back with a list pop. The pool still owns and counts it. A connection is
-        parked only when it is healthy and outside any transaction, and only while no
-        request is waiting for the pool (else it goes back, to that request), up to
-        DATABASE_POOL_SIZE of them.
-        """
-        if (
-            self._closed
-            or self._checking_out
-            or len(self._parked) >= self._park_limit
-            or not session.reusable
-        ):
-            return False
-        self._parked.append(session.pooled)
-        return True
-
-    async def _unpark(self) -> Any:
-        """A parked connection still fit for use, or None. One the pool would recycle at
-        checkout (past DATABASE_POOL_RECYCLE, or older than an invalidation of the pool)
-        is returned to it instead, which recycles it on its next checkout."""
-        while self._parked:
-            pooled = self._parked.pop()
-            record = pooled._connection_record
-            pool = self.engine.sync_engine.pool
-            started = record.starttime if record is not None else 0.0
-            stale = (
-                record is None
-                or not pooled.is_valid
-                or (pool._recycle > -1 and time.time() - started > pool._recycle)
-                or pool._invalidate_time > started
-                or record._soft_invalidate_time > started
-            )
-            if not stale:
-                return pooled
-            await greenlet_spawn(pooled.close)
-        return None
-
-    def _pool_full(self) -> bool:
-        pool: Any = self.engine.sync_engine.pool
-        overflow: int = pool._max_overflow
-        in_use: int = pool.checkedout()
-        return overflow >= 0 and in_use >= pool.size() + overflow
-
-    async def _return_parked(self) -> None:
-        """Every parked connection back to the pool (for a request that needs one)."""
-        while self._parked:
-            await greenlet_spawn(self._parked.pop().close)
-
-    async def _checkout(self) -> Any:
-        """A pooled connection for the lean read path: a parked one, else the pool's."""
-        pooled = await self._unpark()
-        if pooled is not None:
-            return pooled
-        self._checking_out += 1
-        try:
-            return await self.engine.raw_connection()
-        finally:
-            self._checking_out -= 1
+        """Connections kept by the hot path between requests (idle, but checked out)."""
+        return len(self.kept.idle)
 
     def _unavailable(self, error: sa_exc.StatementError) -> DatabaseUnavailable | None:
         """The 503 a failed statement means for the client: for a timeout, or for a lost
@@ -556,7 +645,7 @@ class Database:
             self.waiting += 1
             try:
                 try:
-                    pooled = await self._checkout()
+                    pooled = await self.kept.acquire()
                 except sa_exc.TimeoutError as error:
                     raise DatabaseUnavailable(
                         "database_busy", "The service is at capacity; retry shortly."
@@ -566,7 +655,7 @@ class Database:
                         raise
                     self.breaker.trip()
                     raise DatabaseUnavailable() from error
-                session = DriverSession(pooled, self.engine.dialect)
+                session = DriverSession(pooled, self.engine)
                 try:
                     await session.begin(context, params)
                 except BaseException as error:
@@ -592,14 +681,8 @@ class Database:
             self.waiting += 1
             try:
                 if session.sync_connection is None:
-                    if self._parked and self._pool_full():
-                        # An idle connection kept by reads is what this request needs.
-                        await greenlet_spawn(self._parked.pop().close)
-                    self._checking_out += 1
-                    try:
+                    async with self.kept.pool_checkout():
                         await session.start()  # checks a connection out of the pool
-                    finally:
-                        self._checking_out -= 1
                 await self.begin_user_transaction(session, user_id)
                 return
             except sa_exc.TimeoutError as error:
@@ -665,7 +748,6 @@ class Database:
         self.inspected = True
 
     async def dispose(self) -> None:
-        self._closed = True
-        await self._return_parked()
+        await self.kept.close()
         await self.breaker.close()
         await self.engine.dispose()

@@ -6,7 +6,9 @@ work on a get-one or a first list page (see bench/README.md). This innermost lay
 takes the five requests a todo client sends most — list, get one, create, update,
 complete — when they come in their plainest well-formed shape, and runs them the way
 the route functions in `routes/tasks.py` do: the principal verified by the middleware,
-one transaction opened as that user, the service call, the same response helpers.
+one transaction opened as that user, the service call, the same response helpers. The
+transaction is held on the driver connection (`Database.driver_session`), which also
+keeps its pooled connection for the next such request.
 
 Anything else continues to FastAPI untouched, which then answers it (errors included)
 exactly as it always has: the `/api` alias without a user segment, a path or query value
@@ -254,18 +256,12 @@ class HotPathMiddleware:
         database: Database = self.fastapi.state.database
         return database
 
-    async def _answer(
-        self, call: _Call, work: Callable[[Any], Awaitable[Response]], *, lean: bool = False
-    ) -> None:
-        """`work` in the caller's transaction, committed before the response is sent.
-
-        `lean`: the work runs only prebuilt statements, on the driver connection
-        (`Database.read_session`)."""
-        database = self._database()
+    async def _answer(self, call: _Call, work: Callable[[Any], Awaitable[Response]]) -> None:
+        """`work` in the caller's transaction on the driver connection
+        (`Database.driver_session`), committed before the response is sent."""
         scope = call.scope
         try:
-            session_of = database.read_session if lean else database.user_session
-            async with session_of(call.principal.user_id) as session:
+            async with self._database().driver_session(call.principal.user_id) as session:
                 response = await work(session)
                 scope["state"][COMMITTING] = True
         except Exception as error:
@@ -293,7 +289,7 @@ class HotPathMiddleware:
             row = await service.get_task(session, user_id, task_id)
             return task_response(row, headers={"ETag": etag(row["version"])})
 
-        await self._answer(call, work, lean=True)
+        await self._answer(call, work)
         return None
 
     async def _list(self, call: _Call) -> Receive | None:
@@ -308,7 +304,7 @@ class HotPathMiddleware:
             page = await service.list_tasks(session, user_id, query, codec)
             return tasks_routes.page_response(Request(call.scope, call.receive), page)
 
-        await self._answer(call, work, lean=service.is_plain_first_page(query))
+        await self._answer(call, work)
         return None
 
     async def _create(self, call: _Call) -> Receive | None:

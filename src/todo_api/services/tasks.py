@@ -40,7 +40,6 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.db import RawStatement, Reader, fetch_raw
 from todo_api.errors import NotFound, Unprocessable
@@ -492,7 +491,7 @@ def _first_page(status: TaskStatus, sort: TaskSort, order: SortOrder) -> RawStat
 
 
 def is_plain_first_page(query: ListQuery) -> bool:
-    """Whether `list_tasks` runs only a prebuilt statement (so any `Reader` will do)."""
+    """Whether `list_tasks` runs a prebuilt statement (on the driver) for `query`."""
     # `due_date` repeats its limit in a UNION: one shared parameter would change its SQL.
     return (
         query.cursor is None
@@ -504,16 +503,13 @@ def is_plain_first_page(query: ListQuery) -> bool:
 async def list_tasks(
     session: Reader, user_id: str, query: ListQuery, codec: CursorCodec
 ) -> TaskPage:
-    """One page of the caller's tasks, keyset-paginated with `id` as the tie-break.
-
-    `session` may be a `DriverSession` only when `is_plain_first_page(query)`."""
+    """One page of the caller's tasks, keyset-paginated with `id` as the tie-break."""
     binding = [query.sort.value, query.order.value, query.status.value, *query.filters.binding()]
     if is_plain_first_page(query):
         stmt = _first_page(query.status, query.sort, query.order)
         params = {"user_id": user_id, "limit": query.limit + 1}
         rows: Sequence[Mapping[str, Any]] = await fetch_raw(session, stmt, params)
     else:
-        assert isinstance(session, AsyncConnection), "a filtered or later page needs SQLAlchemy"
         key = None
         if query.cursor is not None:
             key = codec.decode(user_id, query.cursor, binding)
