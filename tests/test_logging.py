@@ -3,6 +3,7 @@ id or task text — whatever the log level, in our loggers or the libraries' one
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -295,3 +296,27 @@ def test_access_lines_go_through_logging_when_anything_else_listens(
     finally:
         logging.getLogger("todo_api.access").setLevel(logging.NOTSET)
     assert len(stream.getvalue().splitlines()) == 1
+
+
+async def test_access_lines_of_one_loop_turn_are_written_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _production_logging(monkeypatch)
+    writes: list[str] = []
+    original_write = stream.write
+
+    def counting_write(text: str) -> int:
+        writes.append(text)
+        return original_write(text)
+
+    monkeypatch.setattr(stream, "write", counting_write)
+    access = AccessLog("todo_api.access")
+    access.info("request", {"status": 200})
+    access.info("request", {"status": 201})
+    assert stream.getvalue() == ""  # not yet: at the end of this turn of the loop
+    await asyncio.sleep(0)
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [200, 201]
+    assert len(writes) == 1
+    access.info("request", {"status": 202})
+    await asyncio.sleep(0)
+    assert len(stream.getvalue().splitlines()) == 3

@@ -592,29 +592,15 @@ class Database:
             if session.sync_connection is not None:
                 await session.close()
 
-    @asynccontextmanager
-    async def driver_session(self, user_id: str) -> AsyncIterator[DriverSession]:
-        """`user_session` on the driver connection, for the hot path (see `DriverSession`).
+    def driver_session(self, user_id: str) -> DriverTransaction:
+        """`user_session` on the driver connection, for the hot path (see `DriverSession`):
+        `async with database.driver_session(user_id) as session: ...`.
 
         The same guarantees: one context statement, commit when the block ends normally
         (else rolled back), a dead pooled connection retried once before anything ran,
         outages as `DatabaseUnavailable`.
         """
-        if self.breaker.is_open:
-            raise DatabaseUnavailable()
-        if not self.inspected:
-            await self.ensure_inspected()
-        session = await self._driver_begin(user_id)
-        try:
-            yield session
-            await session.commit()
-        except sa_exc.StatementError as error:
-            unavailable = self._unavailable(error)
-            if unavailable is None:
-                raise
-            raise unavailable from error
-        finally:
-            await self.kept.release(session)
+        return DriverTransaction(self, user_id)
 
     @property
     def parked(self) -> int:
@@ -751,3 +737,41 @@ class Database:
         await self.kept.close()
         await self.breaker.close()
         await self.engine.dispose()
+
+
+class DriverTransaction:
+    """The context manager of `Database.driver_session` (a class: on the hot path,
+    `contextlib`'s generator machinery costs more than this)."""
+
+    __slots__ = ("database", "session", "user_id")
+
+    def __init__(self, database: Database, user_id: str) -> None:
+        self.database = database
+        self.user_id = user_id
+
+    async def __aenter__(self) -> DriverSession:
+        database = self.database
+        if database.breaker.is_open:
+            raise DatabaseUnavailable()
+        if not database.inspected:
+            await database.ensure_inspected()
+        self.session = await database._driver_begin(self.user_id)
+        return self.session
+
+    async def __aexit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        database = self.database
+        try:
+            if error is None:
+                try:
+                    await self.session.commit()
+                except sa_exc.StatementError as failure:
+                    unavailable = database._unavailable(failure)
+                    if unavailable is None:
+                        raise
+                    raise unavailable from failure
+            elif isinstance(error, sa_exc.StatementError):
+                unavailable = database._unavailable(error)
+                if unavailable is not None:
+                    raise unavailable from error
+        finally:
+            await database.kept.release(self.session)
