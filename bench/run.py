@@ -358,24 +358,34 @@ def _status_mib(pid: int) -> dict[str, float]:
 def memory_run(
     runner: Processes, pid: int, args: argparse.Namespace, rows: list[Row]
 ) -> dict[str, Any]:
-    """Drive the API alone for `--memory-requests` requests in two equal halves and read
-    its RSS before, between and after: a leak shows as growth in the second half, when
-    caches and pools have long reached their steady size."""
+    """Drive the API alone for at least `--memory-requests` requests in two halves and
+    read its RSS before, between and after: a leak shows as growth in the second half,
+    when caches and pools have long reached their steady size. Each half runs wrk until
+    it has its share of requests (wrk stops on time, not on a count; the rate measured
+    so far sizes each run)."""
     endpoint, connections = args.memory_endpoint, 32
     measured = [r for row in rows if row.endpoint == endpoint for r in row.api]
     rps = _mean([r.rps for r in measured]) or 300.0
-    half_seconds = max(5.0, args.memory_requests / 2 / rps)
+    share = args.memory_requests / 2
     start = _status_mib(pid)
     halves = []
     for _ in range(2):
-        result = runner.wrk_run(args.api_port, endpoint, connections, half_seconds)
-        halves.append((result, _status_mib(pid)))
-    (first, half), (second, end) = halves
+        requests = errors = 0
+        while requests < share:
+            seconds = max(2.0, (share - requests) / rps * 1.05)
+            result = runner.wrk_run(args.api_port, endpoint, connections, seconds)
+            requests += result.requests
+            errors += result.errors
+            if not result.requests:
+                break  # nothing answered: reported as it is, not retried forever
+            rps = result.rps or rps
+        halves.append((requests, errors, _status_mib(pid)))
+    (first, first_errors, half), (second, second_errors, end) = halves
     return {
         "endpoint": endpoint,
         "connections": connections,
-        "requests": first.requests + second.requests,
-        "errors": first.errors + second.errors,
+        "requests": first + second,
+        "errors": first_errors + second_errors,
         "rss_start_mib": start["VmRSS"],
         "rss_half_mib": half["VmRSS"],
         "rss_end_mib": end["VmRSS"],

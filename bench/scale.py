@@ -24,6 +24,10 @@ its values (and paying for the planning).
 
 Medians (and p95) are reported, with the ratios 1M/10k (ordinary users) and
 heavy/ordinary (1M), in tables printed and written to `bench/results/scale-<time>.md`.
+The heavy user is measured twice: with the page size asked for (its pages are full
+where an ordinary user's hold a few tasks, e.g. due this week), and with the number of
+tasks the ordinary user's page held in the same round, which isolates what a large
+account costs in finding a page from the cost of sending more rows.
 The URL's role must be a superuser or BYPASSRLS (seeding uses COPY; see seed.py).
 """
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import random
 import shlex
 import statistics
@@ -74,6 +79,10 @@ class Target:
     label: str
     url: str
     users: list[User]
+    #: Ask for as many tasks as the page of this (earlier) target's user held in the
+    #: same round: the heavy user's page at an ordinary user's size, so that what is
+    #: compared is the cost of finding the page, not of returning more rows.
+    rows_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,10 +229,16 @@ async def measure(
         for name, build in named.items():
             for run in range(warmup + runs):
                 # Interleaved: each round asks every target once.
+                fetched: dict[str, int] = {}
                 for target in targets:
                     user = target.users[run % len(target.users)]
                     conn = connections[target.label]
-                    ms, rows = await one_request(conn, _RAW_CONTEXT_WITH_ROLE, user, build(user))
+                    query = build(user)
+                    if target.rows_of is not None:
+                        shown = min(query.limit, fetched[target.rows_of])
+                        query = dataclasses.replace(query, limit=max(1, shown))
+                    ms, rows = await one_request(conn, _RAW_CONTEXT_WITH_ROLE, user, query)
+                    fetched[target.label] = rows
                     if run >= warmup:
                         timings.add(name, target.label, ms, rows)
             print(f"  measured {name} ({'cached' if cached else 'fresh'} plans)", flush=True)
@@ -233,11 +248,21 @@ async def measure(
     return timings
 
 
-def table(timings: Timings, names: list[str], small: str, large: str, heavy: str | None) -> str:
+def table(
+    timings: Timings,
+    names: list[str],
+    small: str,
+    large: str,
+    heavy: str | None,
+    same_rows: str | None,
+) -> str:
     head = f"| query | {small} | {large} | 1M / 10k |"
     rule = "|---|---|---|---|"
     if heavy is not None:
         head += f" {heavy} | heavy / ordinary |"
+        rule += "---|---|"
+    if same_rows is not None:
+        head += f" {same_rows} | same rows: heavy / ordinary |"
         rule += "---|---|"
     lines = [head, rule]
 
@@ -248,9 +273,10 @@ def table(timings: Timings, names: list[str], small: str, large: str, heavy: str
     for name in names:
         ratio = timings.median(name, large) / timings.median(name, small)
         line = f"| {name} | {cell(name, small)} | {cell(name, large)} | {ratio:.2f}x |"
-        if heavy is not None:
-            against = timings.median(name, heavy) / timings.median(name, large)
-            line += f" {cell(name, heavy)} | {against:.2f}x |"
+        for other in (heavy, same_rows):
+            if other is not None:
+                against = timings.median(name, other) / timings.median(name, large)
+                line += f" {cell(name, other)} | {against:.2f}x |"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -268,10 +294,12 @@ async def main(args: argparse.Namespace, argv: list[str]) -> None:
     small = f"10k: ordinary ({small_total:,} tasks)"
     large = f"1M: ordinary ({large_total:,} tasks)"
     targets = [Target(small, small_url, small_users), Target(large, large_url, large_users)]
-    heavy_label = None
+    heavy_label = same_rows = None
     if heavy is not None:
         heavy_label = f"1M: heavy ({heavy.tasks:,} tasks)"
+        same_rows = "1M: heavy, ordinary's page size"
         targets.append(Target(heavy_label, large_url, [heavy]))
+        targets.append(Target(same_rows, large_url, [heavy], rows_of=large))
     named = queries(args.q)
     modes = ["cached", "fresh"] if args.plans == "both" else [args.plans]
     tables = []
@@ -279,7 +307,8 @@ async def main(args: argparse.Namespace, argv: list[str]) -> None:
         timings = await measure(targets, named, args.runs, args.warmup, mode == "cached")
         title = {"cached": "Cached plans (direct connection)", "fresh": "Fresh plans (pooler)"}
         tables.append(
-            f"## {title[mode]}\n\n" + table(timings, list(named), small, large, heavy_label)
+            f"## {title[mode]}\n\n"
+            + table(timings, list(named), small, large, heavy_label, same_rows)
         )
     server = await _server_version(large_url)
     header = [
