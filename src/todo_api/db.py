@@ -366,7 +366,7 @@ class KeptConnections:
         self.limit = limit
         self.timeout = timeout
         self.idle: list[Any] = []
-        #: Reads waiting for a kept connection: each gets one, or None to try the pool.
+        #: Requests waiting for a kept connection: each gets one, or None to try the pool.
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         #: Requests inside a pool checkout (possibly waiting for a connection).
         self.in_pool_checkout = 0
@@ -390,8 +390,8 @@ class KeptConnections:
         return bool(pool._invalidate_time <= started and record._soft_invalidate_time <= started)
 
     async def acquire(self) -> Any:
-        """A connection for a read: a kept one, one handed over by a finishing read, or the
-        pool's. Raises `sqlalchemy.exc.TimeoutError` after DATABASE_POOL_TIMEOUT."""
+        """A connection: a kept one, one handed over by a finishing request, or the pool's.
+        Raises `sqlalchemy.exc.TimeoutError` after DATABASE_POOL_TIMEOUT."""
         while self.idle:
             pooled = self.idle.pop()
             if self._fresh(pooled):
@@ -414,7 +414,7 @@ class KeptConnections:
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 handed = waiter.result()
-                if handed is not None:  # handed over as this read was cancelled
+                if handed is not None:  # handed over as this request was cancelled
                     await self._hand_on(handed)
             raise
         finally:
@@ -427,7 +427,7 @@ class KeptConnections:
         return pooled
 
     async def release(self, session: DriverSession) -> None:
-        """After a read: its connection to the next read, or back to the pool."""
+        """After a request: its connection to the next one, or back to the pool."""
         if not session.reusable:
             await session.release()
             return
@@ -458,7 +458,7 @@ class KeptConnections:
             self.in_pool_checkout -= 1
 
     def _on_checkin(self, dbapi_connection: Any, record: Any) -> None:
-        # A connection went back to the pool: the first waiting read may try there.
+        # A connection went back to the pool: the first waiting request may try there.
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
