@@ -10,7 +10,8 @@ and seeds them (throwaway, loopback-only databases; the large seed takes a few
 minutes); without it they are used as they are.
 
 Each run is one request's transaction, as the app issues it: `BEGIN`, the app's
-user-context statement (application role, `app.user_id`, statement timeout), the list
+user-context statement (application role, `app.user_id`, statement timeout; for a
+search, also `plan_cache_mode = force_custom_plan`, as the app sets it), the list
 statement the service builds (the prebuilt plain first page where the app uses one),
 `COMMIT`; the time is that of the list statement. Ordinary users are a fixed sample of
 50, one after another; the heavy user is the same every time. Sizes and users are
@@ -56,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import seed as seeding
 from explain import create_database
 
-from todo_api.db import _RAW_CONTEXT_WITH_ROLE, APP_ROLE, RawStatement
+from todo_api.db import _CUSTOM_PLANS_WITH_ROLE, _RAW_CONTEXT_WITH_ROLE, APP_ROLE, RawStatement
 from todo_api.migrations import run_migrations
 from todo_api.schemas.tasks import SortOrder, TaskSort, TaskStatus
 from todo_api.services.tasks import (
@@ -68,6 +69,8 @@ from todo_api.services.tasks import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The context statement of a search request (`q`): its statements planned for their values.
+_SEARCH_CONTEXT = RawStatement.compile(_CUSTOM_PLANS_WITH_ROLE)
 LIMIT = 50
 SAMPLE = 50
 
@@ -237,7 +240,8 @@ async def measure(
                     if target.rows_of is not None:
                         shown = min(query.limit, fetched[target.rows_of])
                         query = dataclasses.replace(query, limit=max(1, shown))
-                    ms, rows = await one_request(conn, _RAW_CONTEXT_WITH_ROLE, user, query)
+                    context = _SEARCH_CONTEXT if query.filters.q else _RAW_CONTEXT_WITH_ROLE
+                    ms, rows = await one_request(conn, context, user, query)
                     fetched[target.label] = rows
                     if run >= warmup:
                         timings.add(name, target.label, ms, rows)

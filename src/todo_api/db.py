@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Connection, make_url
@@ -511,16 +511,23 @@ def _translate_driver_error(
     return error, None
 
 
+def _context(role: bool, custom_plans: bool) -> TextClause:
+    settings = ["set_config('app.user_id', :user_id, true)"]
+    if role:
+        settings.append("set_config('role', :role, true)")
+    settings.append("set_config('statement_timeout', :timeout, true)")
+    if custom_plans:
+        settings.append("set_config('plan_cache_mode', 'force_custom_plan', true)")
+    return text("SELECT " + ", ".join(settings))
+
+
 #: The user-context statement, with and without the role switch (see `Database`).
-_CONTEXT_WITH_ROLE = text(
-    "SELECT set_config('app.user_id', :user_id, true), "
-    "set_config('role', :role, true), "
-    "set_config('statement_timeout', :timeout, true)"
-)
-_CONTEXT = text(
-    "SELECT set_config('app.user_id', :user_id, true), "
-    "set_config('statement_timeout', :timeout, true)"
-)
+_CONTEXT_WITH_ROLE = _context(role=True, custom_plans=False)
+_CONTEXT = _context(role=False, custom_plans=False)
+#: The same, planning every statement of the transaction for its parameter values (see
+#: `Database.user_session`).
+_CUSTOM_PLANS_WITH_ROLE = _context(role=True, custom_plans=True)
+_CUSTOM_PLANS = _context(role=False, custom_plans=True)
 _RAW_CONTEXT_WITH_ROLE = RawStatement.compile(_CONTEXT_WITH_ROLE)
 _RAW_CONTEXT = RawStatement.compile(_CONTEXT)
 
@@ -556,22 +563,36 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    def _context_statement(self) -> Any:
+    def _context_statement(self, custom_plans: bool = False) -> Any:
         # Built once: a `text()` per request costs its construction and cache key.
+        if custom_plans:
+            return _CUSTOM_PLANS_WITH_ROLE if self.switch_role else _CUSTOM_PLANS
         return _CONTEXT_WITH_ROLE if self.switch_role else _CONTEXT
 
-    async def begin_user_transaction(self, session: AsyncConnection, user_id: str) -> None:
+    async def begin_user_transaction(
+        self, session: AsyncConnection, user_id: str, *, custom_plans: bool = False
+    ) -> None:
         """Open the transaction as `user_id`: one statement sets every per-request setting."""
         params: dict[str, str] = {"user_id": user_id, "timeout": self.statement_timeout}
         if self.switch_role:
             params["role"] = APP_ROLE
-        await session.execute(self._context_statement(), params)
+        await session.execute(self._context_statement(custom_plans), params)
 
     @asynccontextmanager
-    async def user_session(self, user_id: str) -> AsyncIterator[AsyncConnection]:
+    async def user_session(
+        self, user_id: str, *, custom_plans: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         """A connection whose transaction is committed when the caller's block ends normally.
 
         Database outages surface as `DatabaseUnavailable` (503), never as a 500.
+
+        `custom_plans`: every statement of the transaction is planned for its parameter
+        values (`plan_cache_mode = force_custom_plan`, set by the same context statement).
+        For text searches: on a direct connection, asyncpg's prepared statements let
+        PostgreSQL switch to a generic plan after five runs, and the generic plan of a
+        search reads and sorts all of the caller's tasks, which for a user with 50,000
+        of them is ~190 ms instead of ~11 ms (`bench/scale.py`). Through a pooler every
+        statement is planned afresh anyway.
         """
         if self.breaker.is_open:
             raise DatabaseUnavailable()
@@ -579,7 +600,7 @@ class Database:
             await self.ensure_inspected()
         session = self.engine.connect()
         try:
-            await self._begin(session, user_id)
+            await self._begin(session, user_id, custom_plans)
             yield session
             await session.commit()
         except sa_exc.StatementError as error:
@@ -657,7 +678,9 @@ class Database:
                 self.waiting -= 1
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _begin(self, session: AsyncConnection, user_id: str) -> None:
+    async def _begin(
+        self, session: AsyncConnection, user_id: str, custom_plans: bool = False
+    ) -> None:
         """The first statement; retried once on a fresh connection if a pooled one was dead.
 
         Nothing has run yet at this point, so the retry is safe for reads and writes:
@@ -669,7 +692,7 @@ class Database:
                 if session.sync_connection is None:
                     async with self.kept.pool_checkout():
                         await session.start()  # checks a connection out of the pool
-                await self.begin_user_transaction(session, user_id)
+                await self.begin_user_transaction(session, user_id, custom_plans=custom_plans)
                 return
             except sa_exc.TimeoutError as error:
                 # Every pooled connection is busy: the database is fine, we are saturated.

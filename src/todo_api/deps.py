@@ -7,6 +7,7 @@ dependencies in a worker thread, and that hand-off costs more than the work itse
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -39,14 +40,33 @@ async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterato
     `scope="function"` (below) runs the commit when the handler returns, before FastAPI
     sends the response, so a failed commit can never follow a 2xx.
     """
+    async with _session(request, principal, custom_plans=False) as session:
+        yield session
+
+
+async def get_list_session(
+    request: Request, principal: PrincipalDep
+) -> AsyncIterator[AsyncConnection]:
+    """`get_session` for task lists: a text search (`q`) has its statement planned for
+    its values (see `Database.user_session`)."""
+    searching = bool(request.query_params.get("q"))
+    async with _session(request, principal, custom_plans=searching) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _session(
+    request: Request, principal: Principal, *, custom_plans: bool
+) -> AsyncIterator[AsyncConnection]:
     database: Database = request.app.state.database
-    async with database.user_session(principal.user_id) as session:
+    async with database.user_session(principal.user_id, custom_plans=custom_plans) as session:
         yield session
         # From here on the request may not be abandoned by its time limit.
         request.scope["state"][COMMITTING] = True
 
 
 SessionDep = Annotated[AsyncConnection, Depends(get_session, scope="function")]
+ListSessionDep = Annotated[AsyncConnection, Depends(get_list_session, scope="function")]
 
 
 async def get_cursor_codec(request: Request) -> CursorCodec:

@@ -8,7 +8,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from todo_api.deps import CursorCodecDep, PrincipalDep, QuotasDep, SessionDep, TaskIdPath
+from todo_api.deps import (
+    CursorCodecDep,
+    ListSessionDep,
+    PrincipalDep,
+    QuotasDep,
+    SessionDep,
+    TaskIdPath,
+)
 from todo_api.errors import error_responses
 from todo_api.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.preconditions import (
@@ -81,7 +88,7 @@ _WRITE_ONE: dict[int | str, dict[str, Any]] = {
 async def list_tasks(
     request: Request,
     principal: PrincipalDep,
-    session: SessionDep,
+    session: ListSessionDep,
     codec: CursorCodecDep,
     status_filter: Annotated[
         TaskStatus, Query(alias="status", description="Which tasks to include.")
