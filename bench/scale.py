@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import seed as seeding
 from explain import create_database
 
-from todo_api.db import _CUSTOM_PLANS_WITH_ROLE, _RAW_CONTEXT_WITH_ROLE, APP_ROLE, RawStatement
+from todo_api.db import _CONTEXTS, _RAW_CONTEXTS, APP_ROLE, RawStatement
 from todo_api.migrations import run_migrations
 from todo_api.schemas.tasks import SortOrder, TaskSort, TaskStatus
 from todo_api.services.tasks import (
@@ -70,7 +70,7 @@ from todo_api.services.tasks import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The context statement of a search request (`q`): its statements planned for their values.
-_SEARCH_CONTEXT = RawStatement.compile(_CUSTOM_PLANS_WITH_ROLE)
+_SEARCH_CONTEXT = RawStatement.compile(_CONTEXTS[True, True])
 LIMIT = 50
 SAMPLE = 50
 
@@ -240,7 +240,7 @@ async def measure(
                     if target.rows_of is not None:
                         shown = min(query.limit, fetched[target.rows_of])
                         query = dataclasses.replace(query, limit=max(1, shown))
-                    context = _SEARCH_CONTEXT if query.filters.q else _RAW_CONTEXT_WITH_ROLE
+                    context = _SEARCH_CONTEXT if query.filters.q else _RAW_CONTEXTS[True]
                     ms, rows = await one_request(conn, context, user, query)
                     fetched[target.label] = rows
                     if run >= warmup:

@@ -254,7 +254,7 @@ async def test_a_driver_session_that_fails_late_commits_nothing(
             listed = (await user.get("/api/me/tasks")).json()
             assert [t["title"] for t in listed] == ["first"]
             database: Database = app.state.database
-            assert database.parked >= 1  # the connection is back in service, clean
+            assert database.kept_idle >= 1  # the connection is back in service, clean
     async with owner_conn.transaction():
         await owner_conn.execute("SELECT set_config('app.user_id', $1, true)", user.id)
         count = await owner_conn.fetchval("SELECT count(*) FROM tasks")
@@ -384,7 +384,7 @@ async def test_lean_reads_survive_pooled_connections_killed_while_idle(
             assert (await user.get("/api/me/tasks")).status_code == 200
             # Several connections kept between requests, all of them to be killed.
             await asyncio.gather(*(user.get(f"/api/me/tasks/{task['id']}") for _ in range(6)))
-            assert application.state.database.parked >= 2
+            assert application.state.database.kept_idle >= 2
             killed = await owner_conn.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE usename = current_user AND datname = current_database()"

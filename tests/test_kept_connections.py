@@ -35,7 +35,7 @@ async def test_a_read_reuses_the_connection_the_previous_read_kept(owner_url: st
     async with serving(owner_url) as (user, database):
         task = await user.create_task()
         assert (await user.get(f"/api/me/tasks/{task['id']}")).status_code == 200
-        assert database.parked == 1
+        assert database.kept_idle == 1
         kept = database.kept.idle[0]
         for _ in range(3):
             assert (await user.get(f"/api/me/tasks/{task['id']}")).status_code == 200
@@ -49,7 +49,7 @@ async def test_a_write_gets_the_kept_connection_when_the_pool_is_full(owner_url:
     async with serving(owner_url, **settings) as (user, database):
         task = await user.create_task()
         assert (await user.get("/api/me/tasks?limit=5")).status_code == 200
-        assert database.parked == 1
+        assert database.kept_idle == 1
         started = time.monotonic()
         response = await user.patch(f"/api/me/tasks/{task['id']}", json={"title": "renamed"})
         assert response.status_code == 200, response.text
@@ -67,7 +67,7 @@ async def test_requests_waiting_for_the_pool_get_released_connections(owner_url:
         ]
         responses = await asyncio.gather(*reads, *writes)
         assert [r.status_code for r in responses] == [200] * 40
-        assert database.parked <= 2
+        assert database.kept_idle <= 2
 
 
 async def test_a_kept_connection_past_the_recycle_age_is_not_reused(owner_url: str) -> None:
@@ -111,7 +111,7 @@ async def test_stopping_the_app_closes_kept_connections(
     async with serving(url) as (user, database):
         task = await user.create_task()
         await asyncio.gather(*(user.get(f"/api/me/tasks/{task['id']}") for _ in range(5)))
-        assert database.parked >= 1
+        assert database.kept_idle >= 1
         assert await backends() >= 1
     for _ in range(50):
         if await backends() == 0:
@@ -171,5 +171,5 @@ async def test_a_cancelled_waiting_read_loses_no_connection(
         with pytest.raises(asyncio.CancelledError):
             await waiting
         pool = database.engine.sync_engine.pool
-        assert pool.checkedout() == database.parked == 1
+        assert pool.checkedout() == database.kept_idle == 1
         assert (await user.get("/api/me/tasks?limit=1")).status_code == 200

@@ -345,8 +345,8 @@ class DriverSession:
 class KeptConnections:
     """The hot path's connections between requests, kept checked out of the pool.
 
-    A checkout and a return through SQLAlchemy's async pool cost a get-one about a tenth
-    of its CPU (each runs in a greenlet of its own). Here a finished request of the hot
+    A checkout and a return through SQLAlchemy's async pool cost a get-one about 6% of
+    its CPU (each runs in a greenlet of its own; bench/README.md). Here a finished request of the hot
     path (`Database.driver_session`) hands its connection, healthy and outside any
     transaction, straight to the next one: to one waiting for a connection, else to the
     idle list (up to DATABASE_POOL_SIZE), from which the next takes it with a list pop.
@@ -521,15 +521,14 @@ def _context(role: bool, custom_plans: bool) -> TextClause:
     return text("SELECT " + ", ".join(settings))
 
 
-#: The user-context statement, with and without the role switch (see `Database`).
-_CONTEXT_WITH_ROLE = _context(role=True, custom_plans=False)
-_CONTEXT = _context(role=False, custom_plans=False)
-#: The same, planning every statement of the transaction for its parameter values (see
-#: `Database.user_session`).
-_CUSTOM_PLANS_WITH_ROLE = _context(role=True, custom_plans=True)
-_CUSTOM_PLANS = _context(role=False, custom_plans=True)
-_RAW_CONTEXT_WITH_ROLE = RawStatement.compile(_CONTEXT_WITH_ROLE)
-_RAW_CONTEXT = RawStatement.compile(_CONTEXT)
+#: The user-context statement by (role switch, custom plans), built once: a `text()` per
+#: request costs its construction and cache key. The role switch is for a URL whose role
+#: owns the tables (see `Database`); custom plans, see `Database.user_session`.
+_CONTEXTS = {
+    (role, custom): _context(role, custom) for role in (False, True) for custom in (False, True)
+}
+#: The same for the driver session, by role switch (never with custom plans).
+_RAW_CONTEXTS = {role: RawStatement.compile(_CONTEXTS[role, False]) for role in (False, True)}
 
 
 class Database:
@@ -563,12 +562,6 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    def _context_statement(self, custom_plans: bool = False) -> Any:
-        # Built once: a `text()` per request costs its construction and cache key.
-        if custom_plans:
-            return _CUSTOM_PLANS_WITH_ROLE if self.switch_role else _CUSTOM_PLANS
-        return _CONTEXT_WITH_ROLE if self.switch_role else _CONTEXT
-
     async def begin_user_transaction(
         self, session: AsyncConnection, user_id: str, *, custom_plans: bool = False
     ) -> None:
@@ -576,7 +569,7 @@ class Database:
         params: dict[str, str] = {"user_id": user_id, "timeout": self.statement_timeout}
         if self.switch_role:
             params["role"] = APP_ROLE
-        await session.execute(self._context_statement(custom_plans), params)
+        await session.execute(_CONTEXTS[self.switch_role, custom_plans], params)
 
     @asynccontextmanager
     async def user_session(
@@ -624,7 +617,7 @@ class Database:
         return DriverTransaction(self, user_id)
 
     @property
-    def parked(self) -> int:
+    def kept_idle(self) -> int:
         """Connections kept by the hot path between requests (idle, but checked out)."""
         return len(self.kept.idle)
 
@@ -644,10 +637,9 @@ class Database:
 
     async def _driver_begin(self, user_id: str) -> DriverSession:
         params: dict[str, str] = {"user_id": user_id, "timeout": self.statement_timeout}
-        context = _RAW_CONTEXT
         if self.switch_role:
             params["role"] = APP_ROLE
-            context = _RAW_CONTEXT_WITH_ROLE
+        context = _RAW_CONTEXTS[self.switch_role]
         for attempt in (1, 2):
             self.waiting += 1
             try:
@@ -782,19 +774,18 @@ class DriverTransaction:
         return self.session
 
     async def __aexit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
-        database = self.database
         try:
             if error is None:
-                try:
-                    await self.session.commit()
-                except sa_exc.StatementError as failure:
-                    unavailable = database._unavailable(failure)
-                    if unavailable is None:
-                        raise
-                    raise unavailable from failure
+                await self.session.commit()
             elif isinstance(error, sa_exc.StatementError):
-                unavailable = database._unavailable(error)
-                if unavailable is not None:
-                    raise unavailable from error
+                self._raise_unavailable(error)
+        except sa_exc.StatementError as failure:  # the commit's
+            self._raise_unavailable(failure)
+            raise
         finally:
-            await database.kept.release(self.session)
+            await self.database.kept.release(self.session)
+
+    def _raise_unavailable(self, error: sa_exc.StatementError) -> None:
+        unavailable = self.database._unavailable(error)
+        if unavailable is not None:
+            raise unavailable from error

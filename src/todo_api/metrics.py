@@ -70,12 +70,12 @@ class _LiveState(Collector):
             yield GaugeMetricFamily(
                 "todo_api_db_pool_in_use",
                 "Connections checked out of the pool by requests.",
-                value=float(pool.checkedout() - database.parked),
+                value=float(pool.checkedout() - database.kept_idle),
             )
             yield GaugeMetricFamily(
                 "todo_api_db_pool_kept",
-                "Idle connections the read path keeps checked out between requests.",
-                value=float(database.parked),
+                "Idle connections the hot path keeps checked out between requests.",
+                value=float(database.kept_idle),
             )
             yield GaugeMetricFamily(
                 "todo_api_db_pool_waiting",

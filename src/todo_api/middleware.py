@@ -116,12 +116,9 @@ class RequestContextMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                response.started = True
-                response.status = message["status"]
                 # Raw header tuples: cheaper than `MutableHeaders`, with the same result
                 # (ours replace any the app set; Cache-Control only fills a gap).
-                headers = response.apply(message.get("headers") or [])
-                headers = [h for h in headers if h[0] not in replaced]
+                headers = [h for h in response.start(message) if h[0] not in replaced]
                 if api and not any(h[0] == b"cache-control" for h in headers):
                     headers.append(_NO_STORE)
                 headers.extend(ours)

@@ -29,6 +29,12 @@ class ResponseState:
         self.extra_headers: list[tuple[bytes, bytes]] = []
         self.vary_origin = False
 
+    def start(self, message: Message) -> list[tuple[bytes, bytes]]:
+        """Record `http.response.start`; its headers with what inner layers asked for."""
+        self.started = True
+        self.status = message["status"]
+        return self.apply(list(message.get("headers") or ()))
+
     def apply(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """`headers` with what inner layers asked for added (before the outer layer's own)."""
         if self.extra_headers:
@@ -56,9 +62,7 @@ def response_state(scope: Scope, send: Send) -> tuple[ResponseState, Send]:
 
     async def tracking(message: Message) -> None:
         if message["type"] == "http.response.start":
-            own.started = True
-            own.status = message["status"]
-            message["headers"] = own.apply(list(message.get("headers", ())))
+            message["headers"] = own.start(message)
         await send(message)
 
     return own, tracking
