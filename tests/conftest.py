@@ -23,9 +23,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from todo_api import embedded
 from todo_api.config import Settings
-from todo_api.db import plan_connection
+from todo_api.db import embedded
+from todo_api.db.urls import plan_connection
 from todo_api.main import create_app
 from todo_api.migrations import run_migrations
 

@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from todo_api.db import plan_connection, redact
+from todo_api.db.urls import plan_connection, redact
 
 NEON_DIRECT = (
     "postgresql://alex:s3cret@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb"

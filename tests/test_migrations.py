@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
-from todo_api.db import plan_connection
+from todo_api.db.urls import plan_connection
 from todo_api.migrations import current_revision, run_migrations
 
 

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import User
-from todo_api.db import APP_ROLE
+from todo_api.db.database import APP_ROLE
 
 
 async def test_every_user_table_has_forced_rls_and_a_policy(owner_conn: asyncpg.Connection) -> None:

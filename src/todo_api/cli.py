@@ -15,9 +15,9 @@ import jwt
 import orjson
 import typer
 
-from todo_api import embedded
 from todo_api.config import Settings
-from todo_api.db import redact
+from todo_api.db import embedded
+from todo_api.db.urls import redact
 from todo_api.jwks import is_loopback_host
 from todo_api.migrations import run_migrations
 

@@ -7,18 +7,17 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
 from todo_api.auth import RESERVED_USER_IDS
-from todo_api.db import DatabaseUnavailable
 
 log = logging.getLogger("todo_api.errors")
 
@@ -148,6 +147,17 @@ class ServiceUnavailable(AppError):
     detail = "The service is temporarily unavailable; retry shortly."
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot serve this request now (lost, too slow, or every pooled
+    connection busy); the client should retry shortly."""
+
+    code = "database_unavailable"
+    detail = "The database is not answering; retry shortly."
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
+        super().__init__(detail, code=code, headers={"Retry-After": "2"})
+
+
 def problem_body(
     status: int,
     code: str,
@@ -208,6 +218,8 @@ def validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    if exc.status >= 500:
+        log.warning(exc.code, extra={"request_id": request_id_of(request)})
     return problem_response(
         exc.status,
         exc.code,
@@ -270,14 +282,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         headers["Allow"] = ", ".join(allowed_methods(request))
     code, detail = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
     return problem_response(exc.status_code, code, detail, request_id_of(request), headers=headers)
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DatabaseUnavailable)
-    log.warning(exc.code, extra={"request_id": request_id_of(request)})
-    return problem_response(
-        503, exc.code, exc.detail, request_id_of(request), headers={"Retry-After": "2"}
-    )
 
 
 # --- database errors that stand for a client mistake -----------------------------------
@@ -345,8 +349,8 @@ _RETRYABLE = {"40P01", "40001", "55P03"}
 
 def database_problem(error: BaseException) -> AppError | None:
     """The clean client error a database error stands for, or None when it is a bug."""
-    cause = getattr(getattr(error, "orig", None), "__cause__", None)
-    if cause is None:
+    cause = error
+    if not isinstance(cause, asyncpg.PostgresError):
         return None
     message = str(getattr(cause, "message", "") or "")
     if getattr(cause, "sqlstate", None) in _RETRYABLE:
@@ -379,12 +383,11 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every expected error into problem+json."""
-    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Known constraint violations become 4xx; anything else is re-raised (500).
-    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(asyncpg.PostgresError, _database_error)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

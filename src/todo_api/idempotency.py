@@ -20,9 +20,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.deps import PrincipalDep, SessionDep
+from todo_api.db.database import Session
+from todo_api.deps import ContextDep
 from todo_api.errors import Unprocessable
 from todo_api.services import idempotency as service
 
@@ -59,7 +59,7 @@ async def fingerprint(request: Request) -> str:
 
 @dataclass(frozen=True)
 class Claim:
-    session: AsyncConnection
+    session: Session
     user_id: str
     key: str
 
@@ -85,8 +85,7 @@ class _Replay(Exception):
 
 async def claim_key(
     request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     key: Annotated[
         str | None,
         Header(
@@ -107,17 +106,17 @@ async def claim_key(
         return
     value = parse_key(key)
     digest = await fingerprint(request)
-    settings = request.app.state.settings
+    settings = ctx.settings
     stored = await service.claim(
-        session,
-        principal.user_id,
+        ctx.session,
+        ctx.user_id,
         value,
         digest,
         settings.idempotency_ttl_hours,
         settings.changes_retention_days,
     )
     if stored is None:
-        request.scope["state"][_CLAIM] = Claim(session, principal.user_id, value)
+        request.scope["state"][_CLAIM] = Claim(ctx.session, ctx.user_id, value)
         return
     if stored.request_hash != digest:
         raise Unprocessable(

@@ -9,18 +9,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
 
-from todo_api import embedded, metrics
+from todo_api import metrics
 from todo_api.auth import AuthConfig, TokenVerifier
 from todo_api.config import Settings, get_settings
 from todo_api.cors import ProblemCORSMiddleware
-from todo_api.db import Database, DatabaseUnavailable, create_engine, redact
-from todo_api.deps import check_path_user
-from todo_api.errors import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
-from todo_api.hotpath import HotPathMiddleware
+from todo_api.db import embedded
+from todo_api.db.database import Database
+from todo_api.db.urls import redact
+from todo_api.deps import Shared
+from todo_api.errors import (
+    PROBLEM_JSON,
+    DatabaseUnavailable,
+    Problem,
+    ValidationItem,
+    install_error_handlers,
+)
 from todo_api.logs import skip_caller_lookup
 from todo_api.metrics import Metrics
 from todo_api.middleware import (
@@ -95,22 +102,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         url, server = embedded.start(settings.data_dir)
         await run_migrations(url)
-    engine, plan = create_engine(url, settings)
-    database = Database(engine, plan, settings)
+    database = Database.from_url(url, settings)
     verifier = TokenVerifier(AuthConfig.from_settings(settings))
     try:
+        await database.open()
         try:
             await database.ensure_inspected()
         except DatabaseUnavailable:
             # Serve anyway: requests get 503 until the database answers, then the
             # first one inspects it. /readyz says so meanwhile.
-            log.warning("database unreachable at start-up: %s", redact(plan.url))
+            log.warning("database unreachable at start-up: %s", redact(database.plan.url))
         else:
-            _report_isolation(database, settings, plan.url)
+            _report_isolation(database, settings, database.plan.url)
         await verifier.start()
         app.state.database = database
         app.state.verifier = verifier
-        app.state.cursor_codec = CursorCodec(_cursor_key(settings))
+        app.state.shared = Shared(
+            database=database,
+            settings=settings,
+            quotas=app.state.quotas,
+            codec=CursorCodec(_cursor_key(settings)),
+        )
         app.state.readiness = health.ReadinessProbe(database)
         if settings.is_production:
             _freeze_start_up_objects()
@@ -142,12 +154,8 @@ def _report_isolation(database: Database, settings: Settings, url: str) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, *, hot_path: bool = True) -> FastAPI:
-    """Build the ASGI application.
-
-    `hot_path=False` leaves every request to FastAPI's routes (see `hotpath.py`); the
-    tests compare the two.
-    """
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI application."""
     settings = settings or get_settings()
     app = FastAPI(
         title="Todo API",
@@ -180,14 +188,13 @@ def create_app(settings: Settings | None = None, *, hot_path: bool = True) -> Fa
     resources = (tasks.router, lists.router, tags.router, reminders.router, changes.router)
     for router in resources:
         app.include_router(router, prefix="/api", include_in_schema=False)
-    path_user = [Depends(check_path_user)]
+    # `{user_id}` is checked before routing (`PathUserMiddleware`, `deps.get_context`);
+    # `_openapi` documents it.
     for router in resources:
-        app.include_router(router, prefix="/api/{user_id}", dependencies=path_user)
-    app.include_router(profile.router, prefix="/api/{user_id}", dependencies=path_user)
+        app.include_router(router, prefix="/api/{user_id}")
+    app.include_router(profile.router, prefix="/api/{user_id}")
 
     # Added innermost first: the request meets them in the reverse order.
-    if hot_path:
-        app.add_middleware(HotPathMiddleware, fastapi=app)
     # Inside the time limit: it reads JSON bodies, and a client trickling one in must
     # not hold the request open beyond REQUEST_TIMEOUT_SECONDS.
     app.add_middleware(RequestLimitsMiddleware)
@@ -238,6 +245,23 @@ def _rate_limited() -> dict[str, Any]:
     }
 
 
+#: `/api/{user_id}`: declared here rather than by a dependency every request would pay for.
+_USER_ID_PARAMETER: dict[str, Any] = {
+    "name": "user_id",
+    "in": "path",
+    "required": True,
+    "description": "The token's `sub`, or `me`.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "title": "User Id",
+        "description": "The token's `sub`, or `me`.",
+        "examples": ["me"],
+    },
+}
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema, with problem+json error bodies and the bearer scheme declared."""
     if app.openapi_schema:
@@ -270,6 +294,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
+            if path.startswith("/api/{user_id}"):
+                operation["parameters"] = [_USER_ID_PARAMETER, *operation.get("parameters", [])]
             if path.startswith("/api"):
                 operation["security"] = [{"bearerAuth": []}]
                 # Middleware answers these for any API operation; document them there.

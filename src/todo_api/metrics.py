@@ -66,16 +66,10 @@ class _LiveState(Collector):
         state = self.metrics.app_state
         database = getattr(state, "database", None)
         if database is not None:
-            pool = database.engine.pool
             yield GaugeMetricFamily(
                 "todo_api_db_pool_in_use",
                 "Connections checked out of the pool by requests.",
-                value=float(pool.checkedout() - database.kept_idle),
-            )
-            yield GaugeMetricFamily(
-                "todo_api_db_pool_kept",
-                "Idle connections the hot path keeps checked out between requests.",
-                value=float(database.kept_idle),
+                value=float(database.in_use),
             )
             yield GaugeMetricFamily(
                 "todo_api_db_pool_waiting",

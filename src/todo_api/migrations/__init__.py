@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from todo_api.db import plan_connection
+from todo_api.db.urls import plan_connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from todo_api.deps import CursorCodecDep, PrincipalDep, SessionDep
+from todo_api.deps import ContextDep
 from todo_api.errors import error_responses
 from todo_api.schemas.changes import Change, ChangeFeed
 from todo_api.schemas.lists import ListPublic
@@ -31,9 +31,7 @@ _PUBLIC: dict[str, type[TaskPublic | ListPublic | TagPublic]] = {
 )
 async def read_changes(
     request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-    codec: CursorCodecDep,
+    ctx: ContextDep,
     since: Annotated[
         str | None,
         Query(
@@ -54,9 +52,9 @@ async def read_changes(
     then follow the feed. 410 `cursor_expired` when the cursor is older than the history
     kept (`CHANGES_RETENTION_DAYS`, 30 by default) or the account was erased since:
     list everything again and restart from a fresh cursor."""
-    settings = request.app.state.settings
+    settings = ctx.settings
     page = await service.read_feed(
-        session, principal.user_id, since, limit, codec, settings.changes_retention_days
+        ctx.session, ctx.user_id, since, limit, ctx.codec, settings.changes_retention_days
     )
     items = []
     for entry, row in page.changes:

@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from todo_api.db import Database
+from todo_api.db.database import Database
 from todo_api.errors import ServiceUnavailable, error_responses
 
 router = APIRouter(tags=["health"])

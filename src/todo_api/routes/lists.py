@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from todo_api.deps import ListIdPath, PrincipalDep, QuotasDep, SessionDep
+from todo_api.deps import ContextDep, ListIdPath
 from todo_api.errors import error_responses
 from todo_api.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.preconditions import (
@@ -32,10 +32,10 @@ router = APIRouter(tags=["lists"], route_class=IdempotentRoute)
     response_model=list[ListPublic],
     responses=error_responses(401, 403),
 )
-async def list_lists(principal: PrincipalDep, session: SessionDep) -> list[ListPublic]:
+async def list_lists(ctx: ContextDep) -> list[ListPublic]:
     """Every list of the caller, oldest first (at most `MAX_LISTS_PER_USER`, so no paging).
     Tasks without a list are in the inbox (`GET /tasks?list_id=0`)."""
-    rows = await service.list_lists(session, principal.user_id)
+    rows = await service.list_lists(ctx.session, ctx.user_id)
     return [ListPublic.model_validate(row) for row in rows]
 
 
@@ -58,13 +58,11 @@ async def list_lists(principal: PrincipalDep, session: SessionDep) -> list[ListP
 async def create_list(
     request: Request,
     response: Response,
-    principal: PrincipalDep,
-    session: SessionDep,
-    quotas: QuotasDep,
+    ctx: ContextDep,
     data: ListCreate,
 ) -> ListPublic:
     """Create a list. 409 `quota_lists` when the account has the maximum already."""
-    row = await service.create_list(session, principal.user_id, data, quotas)
+    row = await service.create_list(ctx.session, ctx.user_id, data, ctx.quotas)
     response.headers["Location"] = object_url(request, "get_list", list_id=row["id"])
     response.headers["ETag"] = etag(row["version"])
     return ListPublic.model_validate(row)
@@ -82,14 +80,13 @@ async def create_list(
 )
 async def get_list(
     response: Response,
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     list_id: ListIdPath,
     if_none_match: IfNoneMatchDep,
 ) -> Any:
     """One of the caller's lists, with its `ETag`; another user's list id is 404. 304
     when `If-None-Match` names the current version."""
-    row = await service.get_list(session, principal.user_id, list_id)
+    row = await service.get_list(ctx.session, ctx.user_id, list_id)
     unchanged = not_modified(if_none_match, row["version"])
     if unchanged is not None:
         return unchanged
@@ -105,14 +102,13 @@ async def get_list(
 )
 async def update_list(
     response: Response,
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     list_id: ListIdPath,
     data: ListUpdate,
     precondition: IfMatchDep,
 ) -> ListPublic:
     """Rename the list. `If-Match`: only if the list is at that version."""
-    row = await service.update_list(session, principal.user_id, list_id, data, precondition)
+    row = await service.update_list(ctx.session, ctx.user_id, list_id, data, precondition)
     response.headers["ETag"] = etag(row["version"])
     return ListPublic.model_validate(row)
 
@@ -125,8 +121,7 @@ async def update_list(
     responses=error_responses(401, 403, 404, 409, 412, 422, 428),
 )
 async def delete_list(
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     list_id: ListIdPath,
     precondition: IfMatchDep,
     tasks: Annotated[
@@ -147,4 +142,4 @@ async def delete_list(
 ) -> None:
     """Delete the list. An empty list just goes; a list with tasks needs `tasks=delete`
     or `tasks=move` (moved tasks keep their order, after the target's tasks)."""
-    await service.delete_list(session, principal.user_id, list_id, tasks, move_to, precondition)
+    await service.delete_list(ctx.session, ctx.user_id, list_id, tasks, move_to, precondition)

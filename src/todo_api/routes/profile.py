@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from todo_api.deps import PrincipalDep, SessionDep
+from todo_api.deps import ContextDep
 from todo_api.errors import error_responses
 from todo_api.schemas.profile import ProfilePublic, ProfileUpdate
 from todo_api.services import profiles as service
@@ -15,9 +15,9 @@ router = APIRouter(tags=["profile"])
 @router.get(
     "", summary="Get the profile", response_model=ProfilePublic, responses=error_responses(401, 403)
 )
-async def get_profile(principal: PrincipalDep, session: SessionDep) -> ProfilePublic:
+async def get_profile(ctx: ContextDep) -> ProfilePublic:
     """The caller's settings, with `email` and `name` from the token. Never writes."""
-    return await service.get_profile(session, principal)
+    return await service.get_profile(ctx.session, ctx.principal)
 
 
 @router.patch(
@@ -26,11 +26,9 @@ async def get_profile(principal: PrincipalDep, session: SessionDep) -> ProfilePu
     response_model=ProfilePublic,
     responses=error_responses(401, 403, 422),
 )
-async def update_profile(
-    principal: PrincipalDep, session: SessionDep, data: ProfileUpdate
-) -> ProfilePublic:
+async def update_profile(ctx: ContextDep, data: ProfileUpdate) -> ProfilePublic:
     """Set `display_name` and/or `timezone` (an IANA name; null resets it to UTC)."""
-    return await service.update_profile(session, principal, data)
+    return await service.update_profile(ctx.session, ctx.principal, data)
 
 
 @router.delete(
@@ -40,7 +38,7 @@ async def update_profile(
     response_class=Response,
     responses=error_responses(401, 403),
 )
-async def delete_profile(principal: PrincipalDep, session: SessionDep) -> None:
+async def delete_profile(ctx: ContextDep) -> None:
     """Erase the profile and every task of the caller. The same token then sees an empty,
     fresh account."""
-    await service.erase_user(session, principal.user_id)
+    await service.erase_user(ctx.session, ctx.user_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from todo_api.deps import PrincipalDep, SessionDep, TaskIdPath
+from todo_api.deps import ContextDep, TaskIdPath
 from todo_api.errors import error_responses
 from todo_api.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.preconditions import POSTED_HEADERS, etag
@@ -26,8 +26,7 @@ router = APIRouter(tags=["reminders"], route_class=IdempotentRoute)
     responses=error_responses(401, 403, 422),
 )
 async def due_reminders(
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     until: Annotated[
         Instant | None,
         Query(description="RFC 3339 with offset; default: now. Reminders at or before it."),
@@ -37,7 +36,7 @@ async def due_reminders(
     """Open tasks whose `remind_at` has come and whose reminder was not dismissed,
     soonest first: poll this to raise notifications, then dismiss each one."""
     moment: datetime = until if until is not None else clock.now()
-    rows = await service.due_reminders(session, principal.user_id, moment, limit)
+    rows = await service.due_reminders(ctx.session, ctx.user_id, moment, limit)
     return [TaskPublic.model_validate(row) for row in rows]
 
 
@@ -51,10 +50,8 @@ async def due_reminders(
     },
     dependencies=[IdempotencyDep],
 )
-async def dismiss_reminder(
-    response: Response, principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath
-) -> TaskPublic:
+async def dismiss_reminder(response: Response, ctx: ContextDep, task_id: TaskIdPath) -> TaskPublic:
     """Stop reminding about this task (until `remind_at` is set again)."""
-    row = await service.dismiss(session, principal.user_id, task_id)
+    row = await service.dismiss(ctx.session, ctx.user_id, task_id)
     response.headers["ETag"] = etag(row["version"])
     return TaskPublic.model_validate(row)

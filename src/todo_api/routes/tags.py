@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from todo_api.deps import PrincipalDep, SessionDep, TagIdPath
+from todo_api.deps import ContextDep, TagIdPath
 from todo_api.errors import error_responses
 from todo_api.preconditions import ETAG_HEADER, IfMatchDep, etag
 from todo_api.schemas.tags import TagPublic, TagUpdate
@@ -23,9 +23,9 @@ router = APIRouter(tags=["tags"])
     response_model=list[TagPublic],
     responses=error_responses(401, 403),
 )
-async def list_tags(principal: PrincipalDep, session: SessionDep) -> list[TagPublic]:
+async def list_tags(ctx: ContextDep) -> list[TagPublic]:
     """Every tag of the caller, sorted case-insensitively, with how many tasks carry it."""
-    rows = await service.list_tags(session, principal.user_id)
+    rows = await service.list_tags(ctx.session, ctx.user_id)
     return [TagPublic.model_validate(row) for row in rows]
 
 
@@ -37,8 +37,7 @@ async def list_tags(principal: PrincipalDep, session: SessionDep) -> list[TagPub
 )
 async def rename_tag(
     response: Response,
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     tag_id: TagIdPath,
     data: TagUpdate,
     precondition: IfMatchDep,
@@ -47,7 +46,7 @@ async def rename_tag(
     merge: its tasks carry the other tag, this one is deleted, and the result is the
     surviving tag. `If-Match` applies to this tag; the tasks carrying it get a new
     version (their `tags` read differently)."""
-    row = await service.rename_tag(session, principal.user_id, tag_id, data.name, precondition)
+    row = await service.rename_tag(ctx.session, ctx.user_id, tag_id, data.name, precondition)
     response.headers["ETag"] = etag(row["version"])
     return TagPublic.model_validate(row)
 
@@ -59,9 +58,7 @@ async def rename_tag(
     response_class=Response,
     responses=error_responses(401, 403, 404, 412, 422, 428),
 )
-async def delete_tag(
-    principal: PrincipalDep, session: SessionDep, tag_id: TagIdPath, precondition: IfMatchDep
-) -> None:
+async def delete_tag(ctx: ContextDep, tag_id: TagIdPath, precondition: IfMatchDep) -> None:
     """Delete the tag; the tasks that carried it lose it. `If-Match`: only if the tag is
     at that version."""
-    await service.delete_tag(session, principal.user_id, tag_id, precondition)
+    await service.delete_tag(ctx.session, ctx.user_id, tag_id, precondition)

@@ -8,14 +8,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from todo_api.deps import (
-    CursorCodecDep,
-    ListSessionDep,
-    PrincipalDep,
-    QuotasDep,
-    SessionDep,
-    TaskIdPath,
-)
+from todo_api.deps import ContextDep, TaskIdPath
 from todo_api.errors import error_responses
 from todo_api.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.preconditions import (
@@ -87,9 +80,7 @@ _WRITE_ONE: dict[int | str, dict[str, Any]] = {
 )
 async def list_tasks(
     request: Request,
-    principal: PrincipalDep,
-    session: ListSessionDep,
-    codec: CursorCodecDep,
+    ctx: ContextDep,
     status_filter: Annotated[
         TaskStatus, Query(alias="status", description="Which tasks to include.")
     ] = TaskStatus.all,
@@ -171,7 +162,7 @@ async def list_tasks(
     query = service.ListQuery(
         status_filter, sort, order or DEFAULT_ORDER[sort], limit, cursor, filters
     )
-    page = await service.list_tasks(session, principal.user_id, query, codec)
+    page = await service.list_tasks(ctx.session, ctx.user_id, query, ctx.codec)
     return page_response(request, page)
 
 
@@ -204,16 +195,14 @@ def page_response(request: Request, page: service.TaskPage) -> Response:
 )
 async def create_task(
     request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-    quotas: QuotasDep,
+    ctx: ContextDep,
     data: TaskCreate,
 ) -> Response:
     """Create a task for the caller, at the end of its list (or of its parent's subtasks).
     Answers 201 with the task, its `Location` and `ETag`; 409 `quota_tasks`/`quota_tags`
     when the account is full; 422 `list_not_found`/`parent_not_found` for ids the caller
     does not own. With `Idempotency-Key`, a retry gets this same response again."""
-    row = await task_writes.create_task(session, principal.user_id, data, quotas)
+    row = await task_writes.create_task(ctx.session, ctx.user_id, data, ctx.quotas)
     return created_response(request, row)
 
 
@@ -231,8 +220,7 @@ def created_response(request: Request, row: Mapping[str, Any]) -> Response:
     responses=error_responses(401, 403, 422),
 )
 async def clear_completed(
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     status_filter: Annotated[
         ClearableStatus,
         Query(alias="status", description="Required, and only `completed` is accepted."),
@@ -243,7 +231,7 @@ async def clear_completed(
 ) -> DeletedCount:
     """Delete every completed task (with its subtasks). `status=completed` is required so
     that a bare `DELETE /tasks` can never empty an account."""
-    deleted = await task_writes.delete_completed(session, principal.user_id, list_id)
+    deleted = await task_writes.delete_completed(ctx.session, ctx.user_id, list_id)
     return DeletedCount(deleted=deleted)
 
 
@@ -259,9 +247,7 @@ async def clear_completed(
 )
 async def apply_batch(
     request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-    quotas: QuotasDep,
+    ctx: ContextDep,
     data: BatchRequest,
 ) -> BatchResponse:
     """Create, update, complete and delete tasks in one transaction: all or nothing.
@@ -270,21 +256,20 @@ async def apply_batch(
     fails, nothing is applied and the error (with the status of that failure) names the
     operation in `index`. `if_version` on an operation works like `If-Match` (412 with
     the task in `current`)."""
-    require = request.app.state.settings.require_if_match
-    results = await batch_service.apply_batch(session, principal.user_id, data, quotas, require)
+    require = ctx.settings.require_if_match
+    results = await batch_service.apply_batch(ctx.session, ctx.user_id, data, ctx.quotas, require)
     return BatchResponse(results=results)
 
 
 @router.get("/tasks/{task_id}", summary="Get a task", response_model=TaskPublic, responses=_ONE)
 async def get_task(
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     task_id: TaskIdPath,
     if_none_match: IfNoneMatchDep,
 ) -> Response:
     """One of the caller's tasks, with its `ETag`. Another user's task id is 404, as if it
     did not exist. 304 (no body) when `If-None-Match` names the current version."""
-    row = await service.get_task(session, principal.user_id, task_id)
+    row = await service.get_task(ctx.session, ctx.user_id, task_id)
     unchanged = not_modified(if_none_match, row["version"])
     if unchanged is not None:
         return unchanged
@@ -295,9 +280,7 @@ async def get_task(
     "/tasks/{task_id}", summary="Replace a task", response_model=TaskPublic, responses=_WRITE_ONE
 )
 async def replace_task(
-    principal: PrincipalDep,
-    session: SessionDep,
-    quotas: QuotasDep,
+    ctx: ContextDep,
     task_id: TaskIdPath,
     data: TaskReplace,
     precondition: IfMatchDep,
@@ -305,7 +288,7 @@ async def replace_task(
     """Replace `title`, `description` and `completed` (omitted ones take their defaults).
     Every other field keeps its value. `If-Match`: only if the task is at that version."""
     row = await task_writes.replace_task(
-        session, principal.user_id, task_id, data, quotas, precondition
+        ctx.session, ctx.user_id, task_id, data, ctx.quotas, precondition
     )
     return task_response(row, headers={"ETag": etag(row["version"])})
 
@@ -314,9 +297,7 @@ async def replace_task(
     "/tasks/{task_id}", summary="Update a task", response_model=TaskPublic, responses=_WRITE_ONE
 )
 async def update_task(
-    principal: PrincipalDep,
-    session: SessionDep,
-    quotas: QuotasDep,
+    ctx: ContextDep,
     task_id: TaskIdPath,
     data: TaskUpdate,
     precondition: IfMatchDep,
@@ -325,7 +306,7 @@ async def update_task(
     move the task to the end of that list or parent (subtasks follow). `If-Match`: only
     if the task is at that version (else 412 with the current task in `current`)."""
     row = await task_writes.update_task(
-        session, principal.user_id, task_id, data, quotas, precondition
+        ctx.session, ctx.user_id, task_id, data, ctx.quotas, precondition
     )
     return task_response(row, headers={"ETag": etag(row["version"])})
 
@@ -337,12 +318,10 @@ async def update_task(
     response_class=Response,
     responses=error_responses(401, 403, 404, 412, 422, 428),
 )
-async def delete_task(
-    principal: PrincipalDep, session: SessionDep, task_id: TaskIdPath, precondition: IfMatchDep
-) -> None:
+async def delete_task(ctx: ContextDep, task_id: TaskIdPath, precondition: IfMatchDep) -> None:
     """Delete the task for good, with its subtasks. `If-Match`: only if the task is at
     that version."""
-    await task_writes.delete_task(session, principal.user_id, task_id, precondition)
+    await task_writes.delete_task(ctx.session, ctx.user_id, task_id, precondition)
 
 
 @router.patch(
@@ -352,9 +331,7 @@ async def delete_task(
     responses=_WRITE_ONE,
 )
 async def complete_task(
-    principal: PrincipalDep,
-    session: SessionDep,
-    quotas: QuotasDep,
+    ctx: ContextDep,
     task_id: TaskIdPath,
     precondition: IfMatchDep,
     data: Annotated[TaskCompletion | None, Body()] = None,
@@ -366,7 +343,7 @@ async def complete_task(
     (`next_occurrence_id`); `open_subtask_ids` lists the subtasks still open."""
     completed = data.completed if data is not None else None
     row = await task_writes.set_completion(
-        session, principal.user_id, task_id, completed, quotas, precondition
+        ctx.session, ctx.user_id, task_id, completed, ctx.quotas, precondition
     )
     return task_response(row, headers={"ETag": etag(row["version"])}, completion=True)
 
@@ -380,8 +357,7 @@ async def complete_task(
 )
 async def move_task(
     response: Response,
-    principal: PrincipalDep,
-    session: SessionDep,
+    ctx: ContextDep,
     task_id: TaskIdPath,
     data: TaskMove,
     precondition: IfMatchDep,
@@ -390,6 +366,6 @@ async def move_task(
     null: the inbox) or under another parent (`parent_id`, null: top level). Without an
     anchor it goes to the end. Only the moved task's position changes; subtasks follow
     it to another list."""
-    row = await positions.move_task(session, principal.user_id, task_id, data, precondition)
+    row = await positions.move_task(ctx.session, ctx.user_id, task_id, data, precondition)
     response.headers["ETag"] = etag(row["version"])
     return TaskPublic.model_validate(row)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
+from todo_api.db.database import Session
 from todo_api.errors import AppError, PreconditionRequired, database_problem
 from todo_api.schemas.batch import (
     BatchRequest,
@@ -26,7 +26,7 @@ from todo_api.services.versions import Precondition
 
 
 async def _apply(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     operation: Operation,
     quotas: Quotas,
@@ -56,7 +56,7 @@ async def _apply(
 
 
 async def apply_batch(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     batch: BatchRequest,
     quotas: Quotas,
@@ -75,7 +75,7 @@ async def apply_batch(
             error.extra["index"] = index
             error.detail = f"Operation {index}: {error.detail}"
             raise
-        except sa_exc.DBAPIError as error:
+        except asyncpg.PostgresError as error:
             problem = database_problem(error)
             if problem is None:
                 raise

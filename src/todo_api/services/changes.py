@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import BigInteger, DateTime, Integer, Text, bindparam, select, text
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.db.database import Session
+from todo_api.db.statements import Row, Statement
 from todo_api.errors import Gone
 from todo_api.models import lists_table as lst
 from todo_api.models import tags_table as tg
@@ -64,8 +64,9 @@ _EXPIRED = """
     )
 """
 
-_FEED = text(
-    f"""
+_FEED = Statement(
+    text(
+        f"""
     WITH {_EXPIRED},
     page AS (
         SELECT seq, kind, object_id, op, reason, version FROM changes
@@ -80,12 +81,13 @@ _FEED = text(
                                      ORDER BY seq), '[]')
             FROM page)::text AS page
     """  # noqa: S608 (only constants are interpolated)
-).bindparams(
-    bindparam("user_id", type_=Text),
-    bindparam("since", type_=BigInteger),
-    bindparam("limit", type_=Integer),
-    bindparam("batch", type_=Integer),
-    bindparam("cutoff", type_=DateTime(timezone=True)),
+    ).bindparams(
+        bindparam("user_id", type_=Text),
+        bindparam("since", type_=BigInteger),
+        bindparam("limit", type_=Integer),
+        bindparam("batch", type_=Integer),
+        bindparam("cutoff", type_=DateTime(timezone=True)),
+    )
 )
 
 
@@ -122,7 +124,7 @@ class Entry:
 class FeedPage:
     #: Each changed object once, at its latest change, with its current state (None for
     #: a deletion).
-    changes: list[tuple[Entry, RowMapping | None]]
+    changes: list[tuple[Entry, Row | None]]
     next_cursor: str
     has_more: bool
 
@@ -132,7 +134,7 @@ def _epoch(value: datetime | None) -> str | None:
 
 
 async def read_feed(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     since: str | None,
     limit: int,
@@ -179,8 +181,8 @@ async def read_feed(
 
 
 async def _with_objects(
-    session: AsyncConnection, user_id: str, entries: list[Entry]
-) -> list[tuple[Entry, RowMapping | None]]:
+    session: Session, user_id: str, entries: list[Entry]
+) -> list[tuple[Entry, Row | None]]:
     """Collapse to each object's latest entry and attach the objects' current state."""
     latest: dict[tuple[str, int], Entry] = {}
     for entry in entries:
@@ -190,7 +192,7 @@ async def _with_objects(
     for entry in latest.values():
         if entry.op == "upsert":
             wanted[entry.kind].append(entry.object_id)
-    objects: dict[tuple[str, int], RowMapping] = {}
+    objects: dict[tuple[str, int], Row] = {}
     queries: dict[str, Any] = {
         "task": lambda ids: readable(user_id).where(t.c.id.in_(ids)),
         "list": lambda ids: select(*LIST_COLUMNS).where(
@@ -202,7 +204,7 @@ async def _with_objects(
         if ids:
             for found in (await session.execute(queries[kind](ids))).mappings():
                 objects[(kind, found["id"])] = found
-    result: list[tuple[Entry, RowMapping | None]] = []
+    result: list[tuple[Entry, Row | None]] = []
     for key, entry in latest.items():
         if entry.op == "delete":
             result.append((entry, None))

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import DateTime, Integer, Interval, String, Text, bindparam, select, text, update
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.db.database import Session
+from todo_api.db.statements import Statement
 from todo_api.errors import Conflict
 from todo_api.models import idempotency_keys_table as ik
 from todo_api.services import changes
@@ -33,8 +34,9 @@ WAIT_MS = 5000
 PURGE_KEYS = 20
 _LOCK_NOT_AVAILABLE = "55P03"
 
-_CLAIM = text(
-    f"""
+_CLAIM = Statement(
+    text(
+        f"""
     WITH settings AS MATERIALIZED (
         SELECT set_config('lock_timeout', :wait, true) AS lock_timeout
     ),
@@ -59,14 +61,15 @@ _CLAIM = text(
     )
     SELECT EXISTS (SELECT FROM claimed) AS claimed
     """  # noqa: S608 (only constants are interpolated)
-).bindparams(
-    bindparam("user_id", type_=Text),
-    bindparam("key", type_=String),
-    bindparam("hash", type_=String),
-    bindparam("wait", type_=Text),
-    bindparam("ttl", type_=Interval),
-    bindparam("batch", type_=Integer),
-    bindparam("cutoff", type_=DateTime(timezone=True)),
+    ).bindparams(
+        bindparam("user_id", type_=Text),
+        bindparam("key", type_=String),
+        bindparam("hash", type_=String),
+        bindparam("wait", type_=Text),
+        bindparam("ttl", type_=Interval),
+        bindparam("batch", type_=Integer),
+        bindparam("cutoff", type_=DateTime(timezone=True)),
+    )
 )
 
 
@@ -89,7 +92,7 @@ def in_progress() -> Conflict:
 
 
 async def claim(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     key: str,
     request_hash: str,
@@ -108,9 +111,8 @@ async def claim(
     }
     try:
         claimed = (await session.execute(_CLAIM, params)).scalar_one()
-    except sa_exc.DBAPIError as error:
-        cause = getattr(getattr(error, "orig", None), "__cause__", None)
-        if getattr(cause, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+    except asyncpg.PostgresError as error:
+        if error.sqlstate == _LOCK_NOT_AVAILABLE:
             raise in_progress() from error
         raise
     if claimed:
@@ -123,11 +125,16 @@ async def claim(
     if row is None:
         # Deleted between the two statements (expired and purged): nothing to replay.
         raise in_progress()
-    return Stored(row[0], row[1], dict(row[2] or {}), bytes(row[3] or b""))
+    return Stored(
+        row["request_hash"],
+        row["response_status"],
+        dict(row["response_headers"] or {}),
+        bytes(row["response_body"] or b""),
+    )
 
 
 async def store(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     key: str,
     status: int,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import delete, exists, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.db.database import Session
+from todo_api.db.statements import Row, Statement
 from todo_api.errors import Conflict, NotFound, Unprocessable
 from todo_api.models import POSITION_DEFAULT
 from todo_api.models import lists_table as lst
@@ -20,14 +20,14 @@ LIST_COLUMNS = (lst.c.id, lst.c.name, lst.c.created_at, lst.c.updated_at, lst.c.
 
 
 #: Names the reason the change feed records for the next statements of the transaction.
-_REASON = text("SELECT set_config('app.change_reason', :reason, true)")
+_REASON = Statement(text("SELECT set_config('app.change_reason', :reason, true)"))
 
 
 def list_not_found(list_id: int) -> NotFound:
     return NotFound(f"No list with id {list_id} exists for this user.", code="list_not_found")
 
 
-async def list_lists(session: AsyncConnection, user_id: str) -> list[RowMapping]:
+async def list_lists(session: Session, user_id: str) -> list[Row]:
     """The caller's lists, oldest first."""
     stmt = (
         select(*LIST_COLUMNS).where(lst.c.user_id == user_id).order_by(lst.c.created_at, lst.c.id)
@@ -35,7 +35,7 @@ async def list_lists(session: AsyncConnection, user_id: str) -> list[RowMapping]
     return list((await session.execute(stmt)).mappings().all())
 
 
-async def get_list(session: AsyncConnection, user_id: str, list_id: int) -> RowMapping:
+async def get_list(session: Session, user_id: str, list_id: int) -> Row:
     stmt = select(*LIST_COLUMNS).where(lst.c.user_id == user_id, lst.c.id == list_id)
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
@@ -43,9 +43,7 @@ async def get_list(session: AsyncConnection, user_id: str, list_id: int) -> RowM
     return row
 
 
-async def create_list(
-    session: AsyncConnection, user_id: str, data: ListCreate, quotas: Quotas
-) -> RowMapping:
+async def create_list(session: Session, user_id: str, data: ListCreate, quotas: Quotas) -> Row:
     """Create a list (and the profile, on a first write) unless the quota is reached."""
     slot = room(user_id, "list_count", 1, quotas.lists)
     stmt = (
@@ -62,7 +60,7 @@ async def create_list(
 
 
 async def _refused(
-    session: AsyncConnection, user_id: str, list_id: int, precondition: Precondition | None
+    session: Session, user_id: str, list_id: int, precondition: Precondition | None
 ) -> Exception:
     """404, or 412 with the current list, for a write that matched no row."""
     if precondition is None:
@@ -72,12 +70,12 @@ async def _refused(
 
 
 async def update_list(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     list_id: int,
     data: ListUpdate,
     precondition: Precondition | None = None,
-) -> RowMapping:
+) -> Row:
     stmt = (
         update(lst)
         .where(lst.c.user_id == user_id, lst.c.id == list_id)
@@ -93,7 +91,7 @@ async def update_list(
 
 
 async def delete_list(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     list_id: int,
     on_tasks: ListTasksOnDelete,
@@ -134,9 +132,7 @@ async def delete_list(
         raise await _refused(session, user_id, list_id, precondition)
 
 
-async def _move_tasks(
-    session: AsyncConnection, user_id: str, list_id: int, move_to: int | None
-) -> None:
+async def _move_tasks(session: Session, user_id: str, list_id: int, move_to: int | None) -> None:
     """Move every task of `list_id` to the end of `move_to`, keeping their order."""
     await get_list(session, user_id, list_id)
     # Task rows, then the owner: the lock order of every other write (see positions.py).

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, select, text, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.db.database import Session
+from todo_api.db.statements import Row
 from todo_api.errors import Unprocessable
 from todo_api.models import POSITION_DEFAULT
 from todo_api.models import profiles_table as p
@@ -43,7 +43,7 @@ MAX_DEPTH = 4
 MAX_KEY_LENGTH = 64
 
 
-async def lock_owner(session: AsyncConnection, user_id: str) -> None:
+async def lock_owner(session: Session, user_id: str) -> None:
     """Serialise this user's structural changes (moves, re-parenting) until commit."""
     await session.execute(select(p.c.user_id).where(p.c.user_id == user_id).with_for_update())
 
@@ -68,7 +68,7 @@ def _not_found(field: str, task_id: int) -> Unprocessable:
 
 
 async def check_parent(
-    session: AsyncConnection, user_id: str, parent_id: int, task_id: int | None = None
+    session: Session, user_id: str, parent_id: int, task_id: int | None = None
 ) -> int | None:
     """Validate `parent_id` as the parent of `task_id` (None: a new task); return its list.
 
@@ -109,22 +109,22 @@ async def check_parent(
             },
         )
     ).one()
-    if not row.found:
+    if not row["found"]:
         raise _not_found("parent", parent_id)
-    if row.cycle:
+    if row["cycle"]:
         raise Unprocessable(
             "A task cannot be moved under itself or one of its subtasks.", code="parent_cycle"
         )
-    if row.parent_depth + 1 + row.height > MAX_DEPTH:
+    if row["parent_depth"] + 1 + row["height"] > MAX_DEPTH:
         raise Unprocessable(
             f"Subtasks may be nested at most {MAX_DEPTH} levels deep.", code="depth_exceeded"
         )
-    list_id: int | None = row.list_id
+    list_id: int | None = row["list_id"]
     return list_id
 
 
 async def _neighbour(
-    session: AsyncConnection, user_id: str, list_id: int | None, key: str, below: bool, skip: int
+    session: Session, user_id: str, list_id: int | None, key: str, below: bool, skip: int
 ) -> str | None:
     column = t.c.position
     stmt = select(column).where(t.c.user_id == user_id, _in_list(list_id), t.c.id != skip)
@@ -136,7 +136,7 @@ async def _neighbour(
     return value
 
 
-async def _respace(session: AsyncConnection, user_id: str, list_id: int | None) -> None:
+async def _respace(session: Session, user_id: str, list_id: int | None) -> None:
     """Give every task of the list a short key, keeping their order (rare: see above)."""
     scope = and_(t.c.user_id == user_id, _in_list(list_id))
     ids = list(
@@ -156,7 +156,7 @@ async def _respace(session: AsyncConnection, user_id: str, list_id: int | None) 
 
 
 async def _position(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     list_id: int | None,
     anchor: dict[str, Any],
@@ -188,9 +188,7 @@ async def _position(
     return key
 
 
-async def _lock_rows(
-    session: AsyncConnection, user_id: str, ids: set[int]
-) -> dict[int, RowMapping]:
+async def _lock_rows(session: Session, user_id: str, ids: set[int]) -> dict[int, Row]:
     """The tasks a move involves, locked in id order, with their latest committed values."""
     stmt = (
         select(t.c.id, t.c.list_id, t.c.parent_id, t.c.position, t.c.version)
@@ -202,10 +200,10 @@ async def _lock_rows(
 
 
 async def _place(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
-    task: RowMapping,
-    anchor_row: RowMapping | None,
+    task: Row,
+    anchor_row: Row | None,
     data: TaskMove,
 ) -> Placement:
     sent = data.model_fields_set
@@ -255,12 +253,12 @@ async def _place(
 
 
 async def move_task(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     task_id: int,
     data: TaskMove,
     precondition: Precondition | None = None,
-) -> RowMapping:
+) -> Row:
     """Place the task as `data` says; subtasks follow it to another list."""
     anchor_id = data.before if data.before is not None else data.after
     rows = await _lock_rows(session, user_id, {task_id} | ({anchor_id} if anchor_id else set()))
@@ -295,9 +293,7 @@ async def move_task(
     return row
 
 
-async def _move_subtasks(
-    session: AsyncConnection, user_id: str, task_id: int, list_id: int | None
-) -> None:
+async def _move_subtasks(session: Session, user_id: str, task_id: int, list_id: int | None) -> None:
     """Move every subtask (any depth) to `list_id`, after that list's tasks, in order."""
     await session.execute(
         text(

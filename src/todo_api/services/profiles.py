@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import DateTime, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.auth import Principal
+from todo_api.db.database import Session
+from todo_api.db.statements import Row
 from todo_api.models import idempotency_keys_table as ik
 from todo_api.models import lists_table as lst
 from todo_api.models import profiles_table as p
@@ -17,33 +16,33 @@ from todo_api.models import tasks_table as t
 from todo_api.schemas.profile import ProfilePublic, ProfileUpdate
 
 
-async def ensure_profile(session: AsyncConnection, user_id: str) -> None:
+async def ensure_profile(session: Session, user_id: str) -> None:
     """Create the caller's profile row if it is missing (idempotent, race-free)."""
     await session.execute(
         insert(p).values(user_id=user_id).on_conflict_do_nothing(index_elements=[p.c.user_id])
     )
 
 
-def _public(principal: Principal, row: Any | None) -> ProfilePublic:
+def _public(principal: Principal, row: Row | None) -> ProfilePublic:
     return ProfilePublic(
         user_id=principal.user_id,
         email=principal.email,
         name=principal.name,
-        display_name=row.display_name if row is not None else None,
-        timezone=row.timezone if row is not None else "UTC",
-        created_at=row.created_at if row is not None else None,
-        updated_at=row.updated_at if row is not None else None,
+        display_name=row["display_name"] if row is not None else None,
+        timezone=row["timezone"] if row is not None else "UTC",
+        created_at=row["created_at"] if row is not None else None,
+        updated_at=row["updated_at"] if row is not None else None,
     )
 
 
-async def get_profile(session: AsyncConnection, principal: Principal) -> ProfilePublic:
+async def get_profile(session: Session, principal: Principal) -> ProfilePublic:
     """The stored profile, or the defaults when the user has never written anything."""
     row = (await session.execute(select(p).where(p.c.user_id == principal.user_id))).first()
     return _public(principal, row)
 
 
 async def update_profile(
-    session: AsyncConnection, principal: Principal, data: ProfileUpdate
+    session: Session, principal: Principal, data: ProfileUpdate
 ) -> ProfilePublic:
     """Upsert the fields the client sent, in one statement (plus one re-sorting the
     all-day tasks when the time zone is sent)."""
@@ -68,7 +67,7 @@ async def update_profile(
     return _public(principal, row)
 
 
-async def erase_user(session: AsyncConnection, user_id: str) -> None:
+async def erase_user(session: Session, user_id: str) -> None:
     """Delete everything stored for the user. The next request starts a fresh account.
 
     The change feed goes with the profile (foreign key cascade), so nothing about the

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, false, func, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.db.database import Session
+from todo_api.db.statements import Row
 from todo_api.models import tasks_table as t
 from todo_api.services.tasks import COLUMNS, readable, task_not_found
 
@@ -29,15 +29,13 @@ def due_reminders_statement(user_id: str, until: datetime, limit: int) -> Select
     )
 
 
-async def due_reminders(
-    session: AsyncConnection, user_id: str, until: datetime, limit: int
-) -> list[RowMapping]:
+async def due_reminders(session: Session, user_id: str, until: datetime, limit: int) -> list[Row]:
     """The due reminders (see `due_reminders_statement`), in one query."""
     stmt = due_reminders_statement(user_id, until, limit)
     return list((await session.execute(stmt)).mappings().all())
 
 
-async def dismiss(session: AsyncConnection, user_id: str, task_id: int) -> RowMapping:
+async def dismiss(session: Session, user_id: str, task_id: int) -> Row:
     """Dismiss the task's reminder (it stays on the task; setting `remind_at` again
     re-arms it)."""
     stmt = (

@@ -15,16 +15,16 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    literal,
     select,
     text,
     true,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.db.database import Session
+from todo_api.db.statements import Row, Statement
 from todo_api.errors import NotFound
 from todo_api.models import tags_table as tg
 from todo_api.models import task_tags_table as tt
@@ -35,13 +35,14 @@ from todo_api.services.quotas import tags_full
 from todo_api.services.versions import Precondition, stale
 
 #: Names the reason the change feed records for the next statements of the transaction.
-_REASON = text("SELECT set_config('app.change_reason', :reason, true)")
+_REASON = Statement(text("SELECT set_config('app.change_reason', :reason, true)"))
 
 # Upserts the missing tags (within the quota), links the wanted ones, unlinks the rest
 # and returns the names: one round trip whatever the number of tags. The profile row is
 # locked first (`room`) so concurrent requests cannot both take the last free tag slot.
-_SET_TAGS = text(
-    """
+_SET_TAGS = Statement(
+    text(
+        """
     WITH wanted AS (
         SELECT DISTINCT ON (w.name_key) w.name, w.name_key
         FROM unnest(:names, :keys) AS w(name, name_key)
@@ -87,17 +88,18 @@ _SET_TAGS = text(
     SELECT EXISTS (SELECT FROM room) AS fits,
            array(SELECT name FROM chosen ORDER BY name_key) AS names
     """
-).bindparams(
-    bindparam("names", type_=ARRAY(Text)),
-    bindparam("keys", type_=ARRAY(Text)),
-    bindparam("task_ids", type_=ARRAY(BigInteger)),
-    bindparam("user_id", type_=Text),
-    bindparam("tag_limit", type_=Integer),
+    ).bindparams(
+        bindparam("names", type_=ARRAY(Text)),
+        bindparam("keys", type_=ARRAY(Text)),
+        bindparam("task_ids", type_=ARRAY(BigInteger)),
+        bindparam("user_id", type_=Text),
+        bindparam("tag_limit", type_=Integer),
+    )
 )
 
 
 async def set_tags(
-    session: AsyncConnection, user_id: str, task_ids: list[int], names: list[str], tag_limit: int
+    session: Session, user_id: str, task_ids: list[int], names: list[str], tag_limit: int
 ) -> list[str]:
     """Give the tasks exactly these tags (creating missing ones); returns the sorted names.
 
@@ -115,15 +117,15 @@ async def set_tags(
             },
         )
     ).one()
-    if not row.fits:
+    if not row["fits"]:
         raise tags_full(tag_limit)
-    return list(row.names)
+    return list(row["names"])
 
 
-def copy_tags(user_id: str, from_task: int, to_tasks: Any) -> Any:
+def copy_tags(user_id: Any, from_task: Any, to_tasks: Any) -> Any:
     """A CTE giving each task in `to_tasks` (a CTE with an `id`) the tags of `from_task`."""
     source = (
-        select(literal(user_id, Text), to_tasks.c.id, tt.c.tag_id)
+        select(type_coerce(user_id, Text), to_tasks.c.id, tt.c.tag_id)
         .select_from(to_tasks.join(tt, true()))
         .where(tt.c.user_id == user_id, tt.c.task_id == from_task)
     )
@@ -149,13 +151,13 @@ def with_count() -> Any:
     return select(tg.c.id, tg.c.name, count.label("task_count"), tg.c.version)
 
 
-async def list_tags(session: AsyncConnection, user_id: str) -> list[RowMapping]:
+async def list_tags(session: Session, user_id: str) -> list[Row]:
     """Every tag of the caller with the number of tasks carrying it, by name."""
     stmt = with_count().where(tg.c.user_id == user_id).order_by(tg.c.name_key, tg.c.id)
     return list((await session.execute(stmt)).mappings().all())
 
 
-async def get_tag(session: AsyncConnection, user_id: str, tag_id: int) -> RowMapping:
+async def get_tag(session: Session, user_id: str, tag_id: int) -> Row:
     stmt = with_count().where(tg.c.user_id == user_id, tg.c.id == tag_id)
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
@@ -164,7 +166,7 @@ async def get_tag(session: AsyncConnection, user_id: str, tag_id: int) -> RowMap
 
 
 async def _refused(
-    session: AsyncConnection, user_id: str, tag_id: int, precondition: Precondition | None
+    session: Session, user_id: str, tag_id: int, precondition: Precondition | None
 ) -> Exception:
     """404, or 412 with the current tag, for a write that matched no row."""
     if precondition is None:
@@ -173,7 +175,7 @@ async def _refused(
     return stale(TagPublic.model_validate(row).model_dump(mode="json"), row["version"], "tag")
 
 
-async def _touch_tasks(session: AsyncConnection, user_id: str, *tag_ids: int) -> None:
+async def _touch_tasks(session: Session, user_id: str, *tag_ids: int) -> None:
     """Give every task carrying the tag a new version (and a change-feed entry): their
     `tags` are about to read differently. Task rows before the tag row: the lock order
     of task writes, which lock the task and then (setting tags) tag rows."""
@@ -190,12 +192,12 @@ async def _touch_tasks(session: AsyncConnection, user_id: str, *tag_ids: int) ->
 
 
 async def rename_tag(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     tag_id: int,
     name: str,
     precondition: Precondition | None = None,
-) -> RowMapping:
+) -> Row:
     """Rename a tag; when another tag already has that name, merge into it.
 
     A merge moves every link to the surviving tag (tasks carrying both keep one) and
@@ -252,7 +254,7 @@ async def rename_tag(
 
 
 async def delete_tag(
-    session: AsyncConnection, user_id: str, tag_id: int, precondition: Precondition | None = None
+    session: Session, user_id: str, tag_id: int, precondition: Precondition | None = None
 ) -> None:
     """Delete a tag; the tasks that carried it simply lose it (and get a new version)."""
     await _touch_tasks(session, user_id, tag_id)

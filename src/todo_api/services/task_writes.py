@@ -7,7 +7,8 @@ and the task quota checked inside the create statement itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import enum
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -16,25 +17,25 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Integer,
     SmallInteger,
     String,
+    any_,
     bindparam,
     case,
     delete,
     exists,
     func,
-    literal,
     literal_column,
     null,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import TypeEngine
 
-from todo_api.db import RawStatement, fetch_raw
+from todo_api.db.database import Session
+from todo_api.db.statements import cached
 from todo_api.errors import Unprocessable
 from todo_api.models import tasks_table as t
 from todo_api.schemas.tasks import TaskCreate, TaskMove, TaskPublic, TaskReplace, TaskUpdate
@@ -71,13 +72,24 @@ OPEN_SUBTASKS = literal_column(
 ).label("open_subtask_ids")
 
 
-def _due_values(due: date | datetime | None, zone: Any) -> dict[str, Any]:
-    """The three due columns for an API `due_date` value; `zone` is the profile's."""
+class Derived(enum.Enum):
+    """A column whose new value is an expression of the others' (not a parameter)."""
+
+    #: `completed_at`: kept while the task stays completed, stamped when it becomes so.
+    completed_at = "completed_at"
+    #: `completed`: the opposite of what it was (the completion toggle).
+    toggled = "toggled"
+    #: `due_sort_at`: the instant the new `due_date` begins in the profile's zone.
+    day_start = "day_start"
+
+
+def _due_values(due: date | datetime | None) -> dict[str, Any]:
+    """The three due columns for an API `due_date` value."""
     if due is None:
         return {"due_date": None, "due_at": None, "due_sort_at": None}
     if isinstance(due, datetime):
         return {"due_date": None, "due_at": due, "due_sort_at": due}
-    return {"due_date": due, "due_at": None, "due_sort_at": start_of_day(due, zone)}
+    return {"due_date": due, "due_at": None, "due_sort_at": Derived.day_start}
 
 
 def completed_at(completed: Any) -> Any:
@@ -85,8 +97,15 @@ def completed_at(completed: Any) -> Any:
     return case((completed, func.coalesce(t.c.completed_at, func.now())), else_=None)
 
 
-#: A toggle's values, built once (`_prebuilt_write` recognises them by identity).
-_TOGGLE_VALUES: dict[str, Any] = {"completed": _TOGGLED, "completed_at": completed_at(_TOGGLED)}
+#: A toggle's values.
+_TOGGLE_VALUES: dict[str, Any] = {
+    "completed": Derived.toggled,
+    "completed_at": Derived.completed_at,
+}
+
+
+def _completion(completed: bool) -> dict[str, Any]:
+    return {"completed": completed, "completed_at": Derived.completed_at}
 
 
 _TYPES: dict[str, TypeEngine[Any]] = {
@@ -107,80 +126,102 @@ _TYPES: dict[str, TypeEngine[Any]] = {
     "reminder_dismissed_at": DateTime(timezone=True),
 }
 
-
-def _typed(name: str, value: Any) -> Any:
-    """A plain value as a typed bind (so NULLs and dates reach asyncpg with a type)."""
-    if isinstance(value, ColumnElement):
-        return value
-    return literal(value, _TYPES[name]) if value is not None else null().cast(_TYPES[name])
+#: A write's shape: each column it sets, with how (`None`: from the parameter `v_<name>`).
+_Shape = tuple[tuple[str, "Derived | None"], ...]
 
 
-#: The columns a create sets from its body when it has no due date.
-_CREATED = (
-    "title",
-    "description",
-    "completed",
-    "priority",
-    "recurrence",
-    "repeat_from",
-    "remind_at",
-    "list_id",
-    "parent_id",
-)
-
-_CREATED_KEYS = frozenset((*_CREATED, "completed_at"))
+def _shape(values: Mapping[str, Any]) -> _Shape:
+    return tuple(
+        (name, value if isinstance(value, Derived) else None) for name, value in values.items()
+    )
 
 
-def _undated_insert() -> RawStatement:
-    """`_insert` for a task without a due date, built and compiled once with every value
-    as a parameter: building the statement and its cache key per request cost more CPU
-    than running it. The same SQL shape as `_insert` (one statement; the quota slot in a
-    CTE)."""
-    slot = room(bindparam("user_id", type_=String()), "task_count", 1, bindparam("quota"))
-    completed = bindparam("completed", type_=Boolean())
-    columns: dict[str, Any] = {name: bindparam(name, type_=_TYPES[name]) for name in _CREATED}
-    columns["completed_at"] = case((completed, func.now()), else_=null())
-    columns.update(_due_values(None, slot.c.timezone))
-    source = select(slot.c.user_id, *(_typed(k, v) for k, v in columns.items()))
-    stmt = insert(t).from_select(["user_id", *columns], source).returning(*STORED)
-    return RawStatement.compile(stmt)
+def _parameters(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"v_{name}": v for name, v in values.items() if not isinstance(v, Derived)}
 
 
-_UNDATED_INSERT = _undated_insert()
+def _column_sql(shape: _Shape, zone: Any, *, inserting: bool = False) -> dict[str, Any]:
+    """The SQL each column of `shape` takes (`zone`: the profile's time zone; a new row
+    has no `completed_at` to keep)."""
+    names = dict(shape)
+    new_completed: Any = (
+        ~t.c.completed
+        if names.get("completed") is Derived.toggled
+        else bindparam("v_completed", type_=Boolean())
+    )
+    columns: dict[str, Any] = {}
+    for name, derived in shape:
+        if derived is None:
+            columns[name] = bindparam(f"v_{name}", type_=_TYPES[name])
+        elif derived is Derived.toggled:
+            columns[name] = new_completed
+        elif derived is Derived.completed_at:
+            if inserting:
+                columns[name] = case((new_completed, func.now()), else_=null())
+            else:
+                columns[name] = completed_at(new_completed)
+        else:
+            columns[name] = start_of_day(bindparam("v_due_date", type_=Date()), zone)
+    return columns
+
+
+_USER = bindparam("user_id", type_=String())
+_TASK = bindparam("task_id", type_=BigInteger())
+_VERSIONS = bindparam("versions", type_=ARRAY(Integer()))
+
+
+def _version_check(precondition: Precondition | None) -> str | None:
+    """How an `If-Match` shapes a statement: none, any version (`*`), or listed ones."""
+    if precondition is None:
+        return None
+    return "any" if precondition.any_version else "listed"
+
+
+def _version_parameters(precondition: Precondition | None) -> dict[str, Any]:
+    if precondition is None or precondition.any_version:
+        return {}
+    return {"versions": list(precondition.versions)}
+
+
+def _this_task(check: str | None) -> list[Any]:
+    """The WHERE of a write to one task, with its `If-Match` check."""
+    where = [t.c.user_id == _USER, t.c.id == _TASK]
+    if check == "listed":
+        where.append(t.c.version == any_(_VERSIONS))
+    return where
+
+
+def _insert_statement(shape: _Shape) -> Any:
+    """One task's INSERT, after taking a slot of the task quota, in one statement.
+
+    Only stored columns come back: in an INSERT's RETURNING, SQLAlchemy does not
+    correlate the TAGS/NEXT_OCCURRENCE subqueries with the new row (they would scan
+    every task). A new task has neither yet; tags are linked by the caller afterwards."""
+    slot = room(_USER, "task_count", 1, bindparam("quota", type_=Integer()))
+    columns = _column_sql(shape, slot.c.timezone, inserting=True)
+    source = select(slot.c.user_id, *columns.values())
+    return insert(t).from_select(["user_id", *columns], source).returning(*STORED)
 
 
 async def _insert(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     values: Mapping[str, Any],
     due: date | datetime | None,
     quotas: Quotas,
 ) -> dict[str, Any]:
-    """Insert one task after taking a slot of the task quota, in one statement."""
-    if due is None and values.keys() == _CREATED_KEYS:
-        params = {name: values[name] for name in _CREATED}
-        rows = await fetch_raw(
-            session, _UNDATED_INSERT, {**params, "user_id": user_id, "quota": quotas.tasks}
-        )
-        if not rows:
-            raise tasks_full(quotas.tasks)
-        return {**rows[0], "tags": [], "next_occurrence_id": None}
-    slot = room(user_id, "task_count", 1, quotas.tasks)
-    columns = {**values, **_due_values(due, slot.c.timezone)}
-    names = ["user_id", *columns]
-    source = select(slot.c.user_id, *(_typed(k, v) for k, v in columns.items()))
-    # Only stored columns: in an INSERT's RETURNING, SQLAlchemy does not correlate the
-    # TAGS/NEXT_OCCURRENCE subqueries with the new row (they would scan every task). A
-    # new task has neither yet; tags are linked by the caller afterwards.
-    stmt = insert(t).from_select(names, source).returning(*STORED)
-    row = (await session.execute(stmt)).mappings().first()
+    """Insert one task (see `_insert_statement`)."""
+    columns = {**values, **_due_values(due)}
+    stmt = cached(_insert_statement, _shape(columns))
+    params = {**_parameters(columns), "user_id": user_id, "quota": quotas.tasks}
+    row = (await session.execute(stmt, params)).first()
     if row is None:
         raise tasks_full(quotas.tasks)
     return {**row, "tags": [], "next_occurrence_id": None}
 
 
 async def create_task(
-    session: AsyncConnection, user_id: str, data: TaskCreate, quotas: Quotas
+    session: Session, user_id: str, data: TaskCreate, quotas: Quotas
 ) -> dict[str, Any]:
     """Create a task at the end of its list (or under its parent)."""
     list_id = data.list_id
@@ -194,9 +235,7 @@ async def create_task(
     values = {
         "title": data.title,
         "description": data.description,
-        "completed": data.completed,
-        # `_UNDATED_INSERT` derives it from `completed` the same way.
-        "completed_at": func.now() if data.completed else None,
+        **_completion(data.completed),
         "priority": data.priority.rank,
         "recurrence": data.recurrence,
         "repeat_from": data.repeat_from.value,
@@ -211,7 +250,7 @@ async def create_task(
 
 
 async def refused(
-    session: AsyncConnection, user_id: str, task_id: int, precondition: Precondition | None
+    session: Session, user_id: str, task_id: int, precondition: Precondition | None
 ) -> Exception:
     """Why a write matched no row: 404, or 412 with the current task (a read that only
     this failure path pays for)."""
@@ -229,7 +268,7 @@ def check_current(row: Any, precondition: Precondition | None) -> None:
 
 
 async def _write(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     task_id: int,
     values: dict[str, Any],
@@ -244,18 +283,15 @@ async def _write(
     The `If-Match` check is in the UPDATE's WHERE: of concurrent writers naming the same
     version, the first takes the row lock and raises the version (trigger); the others
     re-check the WHERE against the committed row after the lock and match nothing."""
-    prebuilt = _prebuilt_write(values, completion, precondition)
-    if prebuilt is not None:
-        params: dict[str, Any] = {"user_id": user_id, "task_id": task_id}
-        if not completion:
-            params.update((f"v_{name}", value) for name, value in values.items())
-        rows: Sequence[Mapping[str, Any]] = await fetch_raw(session, prebuilt, params)
-    else:
-        where = [t.c.user_id == user_id, t.c.id == task_id]
-        if precondition is not None:
-            where.append(precondition.clause(t.c.version))
-        stmt = _update_statement(where, values, completion, user_id)
-        rows = [dict(row) for row in (await session.execute(stmt)).mappings()]
+    check = _version_check(precondition)
+    stmt = cached(_update_statement, _shape(values), completion, check)
+    params = {
+        **_parameters(values),
+        **_version_parameters(precondition),
+        "user_id": user_id,
+        "task_id": task_id,
+    }
+    rows = (await session.execute(stmt, params)).rows
     if not rows:
         raise await refused(session, user_id, task_id, precondition)
     if not completion:
@@ -264,7 +300,7 @@ async def _write(
 
 
 async def _completed(
-    session: AsyncConnection, user_id: str, task_id: int, row: dict[str, Any], quotas: Quotas
+    session: Session, user_id: str, task_id: int, row: dict[str, Any], quotas: Quotas
 ) -> dict[str, Any]:
     """After a completion's UPDATE: the next occurrence of a recurring task."""
     if row["completed"] and row["recurrence"] is not None:
@@ -280,11 +316,10 @@ async def _completed(
     return row
 
 
-def _update_statement(
-    where: list[Any], values: Mapping[str, Any], completion: bool, user_id: Any
-) -> Any:
+def _update_statement(shape: _Shape, completion: bool, check: str | None) -> Any:
     """The UPDATE of `_write` (with the completion's extra columns when `completion`)."""
-    values = {**values, "updated_at": func.now()}
+    values = {**_column_sql(shape, profile_zone(_USER)), "updated_at": func.now()}
+    where = _this_task(check)
     if not completion:
         return update(t).where(*where).values(**values).returning(*COLUMNS)
     # The row lock in the sub-select returns the latest committed `completed`, so of two
@@ -297,56 +332,43 @@ def _update_statement(
     )
     return (
         update(t)
-        .where(t.c.user_id == user_id, t.c.id == before.c.id)
+        .where(t.c.user_id == _USER, t.c.id == before.c.id)
         .values(**values)
         .returning(
             *COLUMNS,
             OPEN_SUBTASKS,
             before.c.was_completed,
-            profile_zone(user_id).label("zone"),
+            profile_zone(_USER).label("zone"),
         )
     )
 
 
-#: UPDATE statements of `_write` built and compiled once per shape: which fields a PATCH
-#: sets (each a parameter `v_<name>`), and the completion toggle.
-_PREBUILT: dict[tuple[str, ...], RawStatement] = {}
-_TOGGLE: tuple[str, ...] = ("<toggle>",)
-
-
-def _prebuilt_write(
-    values: Mapping[str, Any], completion: bool, precondition: Precondition | None
-) -> RawStatement | None:
-    """The prebuilt statement for this write, or None when it has no such shape: a
-    precondition, a value that is an SQL expression (other than the toggle's), a column
-    without a declared bind type."""
-    if precondition is not None:
-        return None
-    if completion:
-        if values is not _TOGGLE_VALUES:
-            return None
-        key = _TOGGLE
-    else:
-        if not values or any(
-            name not in _TYPES or isinstance(value, ColumnElement) for name, value in values.items()
-        ):
-            return None
-        key = tuple(values)
-    stmt = _PREBUILT.get(key)
-    if stmt is None:
-        user_id = bindparam("user_id", type_=String())
-        where = [t.c.user_id == user_id, t.c.id == bindparam("task_id", type_=BigInteger())]
-        if key is _TOGGLE:
-            bound: Mapping[str, Any] = _TOGGLE_VALUES
-        else:
-            bound = {name: bindparam(f"v_{name}", type_=_TYPES[name]) for name in key}
-        stmt = RawStatement.compile(_update_statement(where, bound, key is _TOGGLE, user_id))
-        _PREBUILT[key] = stmt
-    return stmt
+def _successor_statement(shape: _Shape) -> Any:
+    """Insert the next occurrence of task `done_id` (with its tags) unless it exists, in
+    one statement that also reports an existing successor and whether the quota fit."""
+    slot = room(_USER, "task_count", 1, bindparam("quota", type_=Integer()))
+    columns = _column_sql(shape, slot.c.timezone, inserting=True)
+    done_id = bindparam("done_id", type_=BigInteger())
+    source = select(slot.c.user_id, *columns.values())
+    created = (
+        insert(t)
+        .from_select(["user_id", *columns], source)
+        .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.previous_occurrence_id])
+        .returning(t.c.id)
+        .cte("created")
+    )
+    tagged = copy_tags(_USER, done_id, created)
+    existing = select(t.c.id).where(t.c.user_id == _USER, t.c.previous_occurrence_id == done_id)
+    return select(
+        select(created.c.id).scalar_subquery().label("created"),
+        existing.scalar_subquery().label("existing"),
+        exists(select(slot.c.user_id)).label("fits"),
+        exists(select(tagged.c.task_id)).label("tagged"),
+    )
 
 
 async def _next_occurrence(
-    session: AsyncConnection, user_id: str, done: Mapping[str, Any], quotas: Quotas
+    session: Session, user_id: str, done: Mapping[str, Any], quotas: Quotas
 ) -> int | None:
     """Create the occurrence after `done` (idempotent: at most one per task)."""
     following = recurrence.next_occurrence(
@@ -360,7 +382,6 @@ async def _next_occurrence(
     )
     if following is None:
         return None
-    slot = room(user_id, "task_count", 1, quotas.tasks)
     due = following.due_date if following.due_date is not None else following.due_at
     columns = {
         "title": done["title"],
@@ -372,38 +393,27 @@ async def _next_occurrence(
         "list_id": done["list_id"],
         "parent_id": done["parent_id"],
         "previous_occurrence_id": done["id"],
-        **_due_values(due, slot.c.timezone),
+        **_due_values(due),
     }
-    source = select(slot.c.user_id, *(_typed(k, v) for k, v in columns.items()))
-    created = (
-        insert(t)
-        .from_select(["user_id", *columns], source)
-        .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.previous_occurrence_id])
-        .returning(t.c.id)
-        .cte("created")
-    )
-    tagged = copy_tags(user_id, done["id"], created)
-    existing = select(t.c.id).where(
-        t.c.user_id == user_id, t.c.previous_occurrence_id == done["id"]
-    )
-    stmt = select(
-        select(created.c.id).scalar_subquery().label("created"),
-        existing.scalar_subquery().label("existing"),
-        exists(select(slot.c.user_id)).label("fits"),
-        exists(select(tagged.c.task_id)).label("tagged"),
-    )
-    row = (await session.execute(stmt)).one()
-    if row.created is not None:
-        return int(row.created)
-    if row.existing is not None:
-        return int(row.existing)  # completed before, un-completed, completed again
-    if not row.fits:
+    stmt = cached(_successor_statement, _shape(columns))
+    params = {
+        **_parameters(columns),
+        "user_id": user_id,
+        "quota": quotas.tasks,
+        "done_id": done["id"],
+    }
+    row = (await session.execute(stmt, params)).one()
+    if row["created"] is not None:
+        return int(row["created"])
+    if row["existing"] is not None:
+        return int(row["existing"])  # completed before, un-completed, completed again
+    if not row["fits"]:
         raise tasks_full(quotas.tasks)
     return None
 
 
 async def replace_task(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     task_id: int,
     data: TaskReplace,
@@ -415,8 +425,7 @@ async def replace_task(
     values = {
         "title": data.title,
         "description": data.description,
-        "completed": data.completed,
-        "completed_at": completed_at(data.completed),
+        **_completion(data.completed),
     }
     return await _write(
         session, user_id, task_id, values, quotas, completion=True, precondition=precondition
@@ -424,7 +433,7 @@ async def replace_task(
 
 
 async def update_task(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     task_id: int,
     data: TaskUpdate,
@@ -448,11 +457,11 @@ async def update_task(
     if data.repeat_from is not None:
         values["repeat_from"] = data.repeat_from.value
     if "due_date" in sent:
-        values.update(_due_values(data.due_date, profile_zone(user_id)))
+        values.update(_due_values(data.due_date))
     if "remind_at" in sent:
         values.update(remind_at=data.remind_at, reminder_dismissed_at=None)
     if data.completed is not None:
-        values.update(completed=data.completed, completed_at=completed_at(data.completed))
+        values.update(_completion(data.completed))
     if not values and data.tags is None:
         current = await get_task(session, user_id, task_id)
         check_current(current, precondition)
@@ -472,7 +481,7 @@ async def update_task(
 
 
 async def set_completion(
-    session: AsyncConnection,
+    session: Session,
     user_id: str,
     task_id: int,
     completed: bool | None,
@@ -480,28 +489,27 @@ async def set_completion(
     precondition: Precondition | None = None,
 ) -> dict[str, Any]:
     """Toggle completion, or set it when `completed` is given."""
-    values = (
-        _TOGGLE_VALUES
-        if completed is None
-        else {"completed": completed, "completed_at": completed_at(completed)}
-    )
+    values = _TOGGLE_VALUES if completed is None else _completion(completed)
     return await _write(
         session, user_id, task_id, values, quotas, completion=True, precondition=precondition
     )
 
 
 async def delete_task(
-    session: AsyncConnection, user_id: str, task_id: int, precondition: Precondition | None = None
+    session: Session, user_id: str, task_id: int, precondition: Precondition | None = None
 ) -> None:
     """Delete the task; its subtasks go with it (foreign key cascade)."""
-    stmt = delete(t).where(t.c.user_id == user_id, t.c.id == task_id)
-    if precondition is not None:
-        stmt = stmt.where(precondition.clause(t.c.version))
-    if (await session.execute(stmt.returning(t.c.id))).first() is None:
+    stmt = cached(_delete_statement, _version_check(precondition))
+    params = {**_version_parameters(precondition), "user_id": user_id, "task_id": task_id}
+    if (await session.execute(stmt, params)).first() is None:
         raise await refused(session, user_id, task_id, precondition)
 
 
-async def delete_completed(session: AsyncConnection, user_id: str, list_id: int | None) -> int:
+def _delete_statement(check: str | None) -> Any:
+    return delete(t).where(*_this_task(check)).returning(t.c.id)
+
+
+async def delete_completed(session: Session, user_id: str, list_id: int | None) -> int:
     """Delete the caller's completed tasks (in one list when `list_id` is given; 0 is the
     inbox); returns how many. Their subtasks go with them."""
     stmt = delete(t).where(t.c.user_id == user_id, t.c.completed.is_(True))

@@ -12,18 +12,19 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cache
 from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     Date,
     DateTime,
     Integer,
     Select,
+    SmallInteger,
     Text,
     and_,
     any_,
@@ -41,7 +42,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from todo_api.db import RawStatement, Reader, fetch_raw
+from todo_api.db.database import Session
+from todo_api.db.statements import Row, Statement, cached
 from todo_api.errors import NotFound, Unprocessable
 from todo_api.models import profiles_table as p
 from todo_api.models import tags_table as tg
@@ -110,20 +112,23 @@ def task_not_found(task_id: int) -> NotFound:
     return NotFound(f"No task with id {task_id} exists for this user.", code="task_not_found")
 
 
-def profile_zone(user_id: str) -> Any:
+def profile_zone(user_id: str | BindParameter[str]) -> Any:
     """The caller's IANA time zone as a scalar subquery (UTC before the first write)."""
     zone = select(p.c.timezone).where(p.c.user_id == user_id).scalar_subquery()
     return func.coalesce(zone, literal("UTC"))
 
 
-def start_of_day(day: date, zone: Any) -> Any:
+def start_of_day(day: date | Any, zone: Any) -> Any:
     """The instant `day` begins in `zone` (DST-correct: PostgreSQL's time zone rules)."""
-    return func.timezone(zone, cast(literal(day, Date), DateTime(timezone=False)))
+    value = literal(day, Date) if isinstance(day, date) else day
+    return func.timezone(zone, cast(value, DateTime(timezone=False)))
 
 
-def _due_bound(value: date | datetime, zone: Any) -> Any:
-    if isinstance(value, datetime):
-        return literal(value, DateTime(timezone=True))
+def _due_bound(name: str, kind: type, zone: Any) -> Any:
+    """The bound parameter `name` (a `datetime`, or a `date` meaning its start)."""
+    if kind is datetime:
+        return bindparam(name, type_=DateTime(timezone=True))
+    value = bindparam(name, type_=Date)
     # One scalar subquery, so the bound reaches the planner as a single parameter. Left
     # as `timezone(coalesce((SELECT ...), 'UTC'), ...)` the comparison is not leakproof,
     # and under row-level security it may then only filter rows after the policy, never
@@ -266,11 +271,15 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _overdue(user_id: str) -> Any:
+#: The caller's id in every list statement.
+_USER = bindparam("user_id", type_=Text)
+
+
+def _overdue() -> Any:
     """Open, due in the past; an all-day task only once its day has ended in the
     profile's time zone. Never NULL, so it can be negated."""
-    now = literal(clock.now(), DateTime(timezone=True))
-    today = cast(func.timezone(profile_zone(user_id), now), Date)
+    now = bindparam("now", type_=DateTime(timezone=True))
+    today = cast(func.timezone(profile_zone(_USER), now), Date)
     return and_(
         t.c.completed == false(),
         t.c.due_sort_at.is_not(None),
@@ -283,104 +292,185 @@ def _tag_keys(filters: TaskFilters) -> list[str]:
     return sorted({tag_key(name) for name in filters.tags})
 
 
-def _tagged(user_id: str, filters: TaskFilters) -> Select[Any]:
+def _kind(value: object) -> type | None:
+    return None if value is None else type(value)
+
+
+def _id_filter(value: int | None) -> str | None:
+    """How an id filter shapes the statement: absent, `0` (none), or an id."""
+    return None if value is None else ("none" if value == 0 else "id")
+
+
+@dataclass(frozen=True)
+class ListShape:
+    """What decides the structure of a list statement (its values are parameters)."""
+
+    status: TaskStatus
+    sort: TaskSort
+    descending: bool
+    search: bool = False
+    priorities: bool = False
+    tags: bool = False
+    every_tag: bool = False
+    list_id: str | None = None
+    parent_id: str | None = None
+    due_after: type | None = None
+    due_before: type | None = None
+    has_due: bool | None = None
+    overdue: bool | None = None
+    #: None: first page; "null": after an undated task (`due_date` sort); "key".
+    cursor: str | None = None
+
+    @classmethod
+    def of(cls, query: ListQuery, key: list[Any] | None) -> ListShape:
+        f = query.filters
+        cursor = None if key is None else ("null" if key[0] is None else "key")
+        return cls(
+            status=query.status,
+            sort=query.sort,
+            descending=query.order is SortOrder.desc,
+            search=f.q is not None,
+            priorities=bool(f.priorities),
+            tags=bool(f.tags),
+            every_tag=f.tag_mode is TagMode.all and len(_tag_keys(f)) > 1,
+            list_id=_id_filter(f.list_id),
+            parent_id=_id_filter(f.parent_id),
+            due_after=_kind(f.due_after),
+            due_before=_kind(f.due_before),
+            has_due=f.has_due,
+            overdue=f.overdue,
+            cursor=cursor,
+        )
+
+
+def list_parameters(user_id: str, query: ListQuery, key: list[Any] | None = None) -> dict[str, Any]:
+    """The values of the list statement's parameters."""
+    f = query.filters
+    params: dict[str, Any] = {"user_id": user_id, "limit": query.limit + 1}
+    if f.q is not None:
+        params["pattern"] = f"%{escape_like(f.q)}%"
+    if f.priorities:
+        params["priorities"] = sorted({p.rank for p in f.priorities})
+    if f.tags:
+        keys = _tag_keys(f)
+        params["tag_keys"] = keys
+        params["tag_count"] = len(keys)
+    if f.list_id:
+        params["list_id"] = f.list_id
+    if f.parent_id:
+        params["parent_id"] = f.parent_id
+    if f.due_after is not None:
+        params["due_after"] = f.due_after
+    if f.due_before is not None:
+        params["due_before"] = f.due_before
+    if f.overdue is not None:
+        params["now"] = clock.now()
+    if key is not None:
+        if key[0] is not None:
+            params["after_value"] = key[0]
+        params["after_id"] = key[1]
+    return params
+
+
+def _tagged(shape: ListShape) -> Select[Any]:
     """The ids of every task carrying the filter's tags (any of them, or all)."""
-    keys = _tag_keys(filters)
     tagged = (
         select(tt.c.task_id)
         .join(tg, and_(tg.c.user_id == tt.c.user_id, tg.c.id == tt.c.tag_id))
-        .where(tt.c.user_id == user_id, tg.c.name_key.in_(keys))
+        .where(tt.c.user_id == _USER, tg.c.name_key == any_(_TAG_KEYS))
     )
-    if filters.tag_mode is TagMode.all and len(keys) > 1:
-        tagged = tagged.group_by(tt.c.task_id).having(func.count() == len(keys))
+    if shape.every_tag:
+        tagged = tagged.group_by(tt.c.task_id).having(func.count() == _TAG_COUNT)
     return tagged
 
 
-def apply_filters(
-    stmt: Select[Any], user_id: str, status: TaskStatus, filters: TaskFilters
-) -> Select[Any]:
-    """`stmt` restricted to the tasks the filters select."""
-    if status is TaskStatus.pending:
+_TAG_KEYS = bindparam("tag_keys", type_=ARRAY(Text))
+_TAG_COUNT = bindparam("tag_count", type_=Integer)
+_LIMIT = bindparam("limit", type_=Integer)
+
+
+def apply_filters(stmt: Select[Any], shape: ListShape, *, tags: bool = True) -> Select[Any]:
+    """`stmt` restricted to the tasks the filters select (`tags=False`: all but tags)."""
+    if shape.status is TaskStatus.pending:
         stmt = stmt.where(t.c.completed == false())
-    elif status is TaskStatus.completed:
+    elif shape.status is TaskStatus.completed:
         stmt = stmt.where(t.c.completed == true())
-    if filters.q is not None:
-        pattern = f"%{escape_like(filters.q)}%"
+    if shape.search:
+        pattern = bindparam("pattern", type_=Text)
         stmt = stmt.where(
             or_(t.c.title.ilike(pattern, escape="\\"), t.c.description.ilike(pattern, escape="\\"))
         )
-    if filters.priorities:
-        stmt = stmt.where(t.c.priority.in_(sorted({p.rank for p in filters.priorities})))
-    if filters.tags:
-        stmt = stmt.where(t.c.id.in_(_tagged(user_id, filters)))
-    if filters.list_id is not None:
+    if shape.priorities:
+        ranks = bindparam("priorities", type_=ARRAY(SmallInteger))
+        stmt = stmt.where(t.c.priority == any_(ranks))
+    if shape.tags and tags:
+        stmt = stmt.where(t.c.id.in_(_tagged(shape)))
+    if shape.list_id is not None:
         stmt = stmt.where(
-            t.c.list_id.is_(None) if filters.list_id == 0 else t.c.list_id == filters.list_id
+            t.c.list_id.is_(None)
+            if shape.list_id == "none"
+            else t.c.list_id == bindparam("list_id", type_=BigInteger)
         )
-    if filters.parent_id is not None:
+    if shape.parent_id is not None:
         stmt = stmt.where(
             t.c.parent_id.is_(None)
-            if filters.parent_id == 0
-            else t.c.parent_id == filters.parent_id
+            if shape.parent_id == "none"
+            else t.c.parent_id == bindparam("parent_id", type_=BigInteger)
         )
-    if filters.due_after is not None:
-        stmt = stmt.where(t.c.due_sort_at >= _due_bound(filters.due_after, profile_zone(user_id)))
-    if filters.due_before is not None:
-        stmt = stmt.where(t.c.due_sort_at < _due_bound(filters.due_before, profile_zone(user_id)))
-    if filters.has_due is not None:
+    if shape.due_after is not None:
+        bound = _due_bound("due_after", shape.due_after, profile_zone(_USER))
+        stmt = stmt.where(t.c.due_sort_at >= bound)
+    if shape.due_before is not None:
+        bound = _due_bound("due_before", shape.due_before, profile_zone(_USER))
+        stmt = stmt.where(t.c.due_sort_at < bound)
+    if shape.has_due is not None:
         has = t.c.due_sort_at.is_not(None)
-        stmt = stmt.where(has if filters.has_due else t.c.due_sort_at.is_(None))
-    if filters.overdue is not None:
-        overdue = _overdue(user_id)
-        stmt = stmt.where(overdue if filters.overdue else not_(overdue))
+        stmt = stmt.where(has if shape.has_due else t.c.due_sort_at.is_(None))
+    if shape.overdue is not None:
+        overdue = _overdue()
+        stmt = stmt.where(overdue if shape.overdue else not_(overdue))
     return stmt
 
 
-def _ordered(
-    stmt: Select[Any], column: Any, descending: bool, limit: int | BindParameter[int]
-) -> Select[Any]:
+def _ordered(stmt: Select[Any], column: Any, descending: bool, limit: Any) -> Select[Any]:
     keys = [column] if column is t.c.id else [column, t.c.id]
     return stmt.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit)
 
 
-def _after(column: Any, value: Any, task_id: int, descending: bool) -> Any:
-    key, bound = tuple_(column, t.c.id), tuple_(value, task_id)
+def _after(column: Any, descending: bool) -> Any:
+    """After the cursor's row: its sort value and id are the parameters."""
+    value = bindparam("after_value", type_=column.type)
+    key, bound = tuple_(column, t.c.id), tuple_(value, _AFTER_ID)
     return key < bound if descending else key > bound
 
 
-def _page_statement(
-    stmt: Select[Any],
-    sort: TaskSort,
-    descending: bool,
-    limit: int | BindParameter[int],
-    key: list[Any] | None,
-) -> Select[Any]:
-    column = _SORT_COLUMNS[sort]
-    if sort is not TaskSort.due_date:
-        if key is not None:
-            stmt = stmt.where(_after(column, key[0], key[1], descending))
+_AFTER_ID = bindparam("after_id", type_=BigInteger)
+
+
+def _page_statement(stmt: Select[Any], shape: ListShape, limit: Any) -> Select[Any]:
+    column = _SORT_COLUMNS[shape.sort]
+    descending = shape.descending
+    if shape.sort is not TaskSort.due_date:
+        if shape.cursor is not None:
+            stmt = stmt.where(_after(column, descending))
         return _ordered(stmt, column, descending, limit)
     # NULLs last in both directions: the dated tasks in order, then the undated ones by
     # id. Two index range scans instead of one OR that no index can serve.
     undated = stmt.where(column.is_(None))
-    if key is not None and key[0] is None:
-        undated = undated.where(t.c.id < key[1] if descending else t.c.id > key[1])
+    if shape.cursor == "null":
+        undated = undated.where(t.c.id < _AFTER_ID if descending else t.c.id > _AFTER_ID)
         return _ordered(undated, t.c.id, descending, limit)
     dated = stmt.where(column.is_not(None))
-    if key is not None:
-        dated = dated.where(_after(column, key[0], key[1], descending))
+    if shape.cursor is not None:
+        dated = dated.where(_after(column, descending))
     both = union_all(
         _ordered(dated, column, descending, limit), _ordered(undated, t.c.id, descending, limit)
     ).subquery("page")
     last = both.c.due_sort_at.is_(None)
-    direction = (
-        (both.c.due_sort_at.desc(), both.c.id.desc())
-        if descending
-        else (
-            both.c.due_sort_at.asc(),
-            both.c.id.asc(),
-        )
-    )
+    if descending:
+        direction = (both.c.due_sort_at.desc(), both.c.id.desc())
+    else:
+        direction = (both.c.due_sort_at.asc(), both.c.id.asc())
     return select(both).order_by(last, *direction).limit(limit)
 
 
@@ -389,27 +479,20 @@ def _page_statement(
 TAG_WALK = 1000
 
 
-def _leading(
-    stmt: Select[Any], sort: TaskSort, descending: bool, limit: int, key: list[Any] | None
-) -> Select[Any]:
+def _leading(stmt: Select[Any], shape: ListShape, limit: int) -> Select[Any]:
     """The first `limit` tasks of the page order, within a run that no later task
     precedes: the whole order, or for `due_date` the dated tasks (all before the
     undated ones) unless the cursor is already past them."""
-    column = _SORT_COLUMNS[sort]
-    if sort is not TaskSort.due_date or (key is not None and key[0] is None):
-        return _page_statement(stmt, sort, descending, limit, key)
+    column = _SORT_COLUMNS[shape.sort]
+    if shape.sort is not TaskSort.due_date or shape.cursor == "null":
+        return _page_statement(stmt, shape, limit)
     dated = stmt.where(column.is_not(None))
-    if key is not None:
-        dated = dated.where(_after(column, key[0], key[1], descending))
-    return _ordered(dated, column, descending, limit)
+    if shape.cursor is not None:
+        dated = dated.where(_after(column, shape.descending))
+    return _ordered(dated, column, shape.descending, limit)
 
 
-def _tag_candidates(
-    stmt: Select[Any],
-    user_id: str,
-    query: ListQuery,
-    key: list[Any] | None,
-) -> Any:
+def _tag_candidates(stmt: Select[Any], shape: ListShape) -> Any:
     """Ids among which the tag-filtered page lies: the page itself, or every tagged task.
 
     There are two ways to find such a page. Collecting every task with the tags, then
@@ -421,19 +504,17 @@ def _tag_candidates(
     `TAG_WALK` tasks (in page order, after the cursor) and, when that fills the page,
     those are the page; otherwise it collects, exactly as before the walk.
     """
-    sort, descending, limit = query.sort, query.order is SortOrder.desc, query.limit + 1
-    keys = _tag_keys(query.filters)
-    column = _SORT_COLUMNS[sort]
-    prefix = _leading(
-        stmt.with_only_columns(t.c.id, column), sort, descending, TAG_WALK, key
-    ).subquery("prefix")
+    column = _SORT_COLUMNS[shape.sort]
+    prefix = _leading(stmt.with_only_columns(t.c.id, column), shape, TAG_WALK).subquery("prefix")
     tag_ids = func.array(
-        select(tg.c.id).where(tg.c.user_id == user_id, tg.c.name_key.in_(keys)).scalar_subquery()
+        select(tg.c.id)
+        .where(tg.c.user_id == _USER, tg.c.name_key == any_(_TAG_KEYS))
+        .scalar_subquery()
     )
     carried = (
         select(func.count())
         .select_from(tt)
-        .where(tt.c.user_id == user_id, tt.c.task_id == prefix.c.id, tt.c.tag_id == any_(tag_ids))
+        .where(tt.c.user_id == _USER, tt.c.task_id == prefix.c.id, tt.c.tag_id == any_(tag_ids))
         .scalar_subquery()
     )
     # Fewer links to the tags than the page holds: a walk could not fill it, and
@@ -441,81 +522,46 @@ def _tag_candidates(
     links = (
         select(tt.c.task_id)
         .join(tg, and_(tg.c.user_id == tt.c.user_id, tg.c.id == tt.c.tag_id))
-        .where(tt.c.user_id == user_id, tg.c.name_key.in_(keys))
-        .limit(limit)
+        .where(tt.c.user_id == _USER, tg.c.name_key == any_(_TAG_KEYS))
+        .limit(_LIMIT)
         .subquery("links")
     )
     enough = select(func.count()).select_from(links).scalar_subquery()
-    every = query.filters.tag_mode is TagMode.all and len(keys) > 1
     order = (prefix.c[column.name], prefix.c.id)
     walked = (
         select(prefix.c.id)
-        .where(enough == limit)
-        .where(carried == len(keys) if every else carried > 0)
-        .order_by(*(k.desc() if descending else k.asc() for k in order))
-        .limit(limit)
+        .where(enough == _LIMIT)
+        .where(carried == _TAG_COUNT if shape.every_tag else carried > 0)
+        .order_by(*(k.desc() if shape.descending else k.asc() for k in order))
+        .limit(_LIMIT)
         .cte("walked")
     )
     found = select(func.count()).select_from(walked).scalar_subquery()
     # A short walk's tasks are among the collected ones: no need to leave them out.
-    return union_all(select(walked.c.id), _tagged(user_id, query.filters).where(found < limit))
+    return union_all(select(walked.c.id), _tagged(shape).where(found < _LIMIT))
 
 
-def list_statement(user_id: str, query: ListQuery, key: list[Any] | None = None) -> Select[Any]:
-    """The one SELECT behind a page (`limit + 1` rows; `key`: the cursor's sort key and
-    id). Also what `bench/explain.py` explains."""
-    descending = query.order is SortOrder.desc
-    if not query.filters.tags:
-        stmt = apply_filters(readable(user_id), user_id, query.status, query.filters)
-        return _page_statement(stmt, query.sort, descending, query.limit + 1, key)
-    untagged = replace(query.filters, tags=())
-    stmt = apply_filters(readable(user_id), user_id, query.status, untagged)
-    candidates = _tag_candidates(stmt, user_id, query, key)
-    return _page_statement(
-        stmt.where(t.c.id.in_(candidates)), query.sort, descending, query.limit + 1, key
-    )
-
-
-_NO_FILTERS = TaskFilters()
-
-
-@cache
-def _first_page(status: TaskStatus, sort: TaskSort, order: SortOrder) -> RawStatement:
-    """A first page without filters besides `status`, built and compiled once per sort
-    and order with the user id and the limit as parameters: the same SQL as
-    `list_statement`, run on the driver (see `RawStatement`)."""
-    # Without filters `apply_filters` never reads the user id.
-    stmt = apply_filters(readable(bindparam("user_id")), "", status, _NO_FILTERS)
-    limit = bindparam("limit", type_=Integer)
-    return RawStatement.compile(_page_statement(stmt, sort, order is SortOrder.desc, limit, None))
-
-
-def is_plain_first_page(query: ListQuery) -> bool:
-    """Whether `list_tasks` runs a prebuilt statement (on the driver) for `query`."""
-    # `due_date` repeats its limit in a UNION: one shared parameter would change its SQL.
-    return (
-        query.cursor is None
-        and query.filters == _NO_FILTERS
-        and query.sort is not TaskSort.due_date
-    )
+def list_statement(shape: ListShape) -> Select[Any]:
+    """The one SELECT behind a page (`limit + 1` rows, after the cursor's key when there
+    is one), every value a parameter (`list_parameters`). Also what `bench/explain.py`
+    explains."""
+    stmt = apply_filters(readable(_USER), shape, tags=False)
+    if shape.tags:
+        stmt = stmt.where(t.c.id.in_(_tag_candidates(stmt, shape)))
+    return _page_statement(stmt, shape, _LIMIT)
 
 
 async def list_tasks(
-    session: Reader, user_id: str, query: ListQuery, codec: CursorCodec
+    session: Session, user_id: str, query: ListQuery, codec: CursorCodec
 ) -> TaskPage:
     """One page of the caller's tasks, keyset-paginated with `id` as the tie-break."""
     binding = [query.sort.value, query.order.value, query.status.value, *query.filters.binding()]
-    if is_plain_first_page(query):
-        stmt = _first_page(query.status, query.sort, query.order)
-        params = {"user_id": user_id, "limit": query.limit + 1}
-        rows: Sequence[Mapping[str, Any]] = await fetch_raw(session, stmt, params)
-    else:
-        key = None
-        if query.cursor is not None:
-            key = codec.decode(user_id, query.cursor, binding)
-            key = [_parse_cursor_value(query.sort, key[0]), key[1]]
-        rows = (await session.execute(list_statement(user_id, query, key))).mappings().all()
-
+    key = None
+    if query.cursor is not None:
+        key = codec.decode(user_id, query.cursor, binding)
+        key = [_parse_cursor_value(query.sort, key[0]), key[1]]
+    stmt = cached(list_statement, ListShape.of(query, key))
+    rows = (await session.execute(stmt, list_parameters(user_id, query, key))).rows
     next_cursor = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
@@ -524,18 +570,11 @@ async def list_tasks(
     return TaskPage(rows=rows, next_cursor=next_cursor)
 
 
-#: Built once: building the statement and its cache key per request cost more CPU than
-#: executing it (the cache key of a module-level statement is memoised).
-#: Compiled once and run on the driver (see `RawStatement`): SQLAlchemy's execution
-#: path cost about a fifth of the request's CPU.
-_GET_TASK = RawStatement.compile(
-    readable(bindparam("user_id")).where(t.c.id == bindparam("task_id"))
-)
+_GET_TASK = Statement(readable(_USER).where(t.c.id == bindparam("task_id", type_=BigInteger)))
 
 
-async def get_task(session: Reader, user_id: str, task_id: int) -> dict[str, Any]:
-    params = {"user_id": user_id, "task_id": task_id}
-    rows = await fetch_raw(session, _GET_TASK, params)
-    if not rows:
+async def get_task(session: Session, user_id: str, task_id: int) -> Row:
+    row = (await session.execute(_GET_TASK, {"user_id": user_id, "task_id": task_id})).first()
+    if row is None:
         raise task_not_found(task_id)
-    return dict(rows[0])
+    return row
