@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.warnings import InsecureKeyLengthWarning
 
-from todo_api import auth
-from todo_api.auth import AuthConfig, TokenError, TokenVerifier, bearer_token
+from todo_api.auth import tokens as auth
+from todo_api.auth.tokens import AuthConfig, TokenError, TokenVerifier, bearer_token
 from todo_api.config import Settings
 
 NOW = 1_700_000_000

@@ -21,13 +21,13 @@ from tests.conftest import TEST_SECRET, User, make_settings, make_token
 from tests.live_server import serve
 from tests.routes.support import assert_problem
 from todo_api.config import Settings
-from todo_api.main import EXPOSED_HEADERS, create_app
-from todo_api.request_limits import (
+from todo_api.http.request_limits import (
     MAX_JSON_DEPTH,
     MAX_QUERY_BYTES,
     MAX_QUERY_PARAMS,
     json_depth_exceeds,
 )
+from todo_api.main import EXPOSED_HEADERS, create_app
 
 ORIGIN = "https://app.example.com"
 EVIL = "https://evil.example.net"

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
-from todo_api.jwks import JwksCache, KeyLookupError
+from todo_api.auth.jwks import JwksCache, KeyLookupError
 
 URL = "https://auth.example.com/api/auth/jwks"
 ED_KEY = ed25519.Ed25519PrivateKey.generate()

@@ -21,9 +21,9 @@ from tests.conftest import TEST_SECRET, User, make_settings, make_token
 from todo_api import cli
 from todo_api.config import Settings
 from todo_api.deps import ContextDep
-from todo_api.logs import AccessLog, JsonFormatter, logging_config
+from todo_api.http.middleware import user_hash
 from todo_api.main import create_app
-from todo_api.middleware import user_hash
+from todo_api.observability.logs import AccessLog, JsonFormatter, logging_config
 
 # Everything a request touches that could log: ours, the database stack, the server.
 LOGGERS = ["", "todo_api", "sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "asyncpg"]

@@ -24,9 +24,9 @@ from fastapi import FastAPI
 
 from tests.conftest import make_settings, make_token
 from tests.live_server import serve
-from todo_api.auth import Principal
+from todo_api.auth.tokens import Principal
+from todo_api.http.ratelimit import MemoryStore, RateLimiter, RedisStore, client_key
 from todo_api.main import create_app
-from todo_api.ratelimit import MemoryStore, RateLimiter, RedisStore, client_key
 
 USER_LIMIT = 3
 ANON_LIMIT = 2
@@ -453,7 +453,7 @@ def closed_port() -> int:
 async def test_unreachable_redis_lets_requests_through_and_says_so(
     owner_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="todo_api.ratelimit")
+    caplog.set_level(logging.WARNING, logger="todo_api.http.ratelimit")
     down = f"redis://127.0.0.1:{closed_port()}/0"
     headers = bearer(fresh_user())
     async with limited_app(owner_url, redis_url=down) as app:
@@ -468,7 +468,7 @@ async def test_unreachable_redis_lets_requests_through_and_says_so(
     assert {r.status_code for r in responses} == {200}
     assert {r.status_code for r in anonymous} == {401}
     assert all("ratelimit-limit" not in r.headers for r in responses)
-    warnings = [r for r in caplog.records if r.name == "todo_api.ratelimit"]
+    warnings = [r for r in caplog.records if r.name == "todo_api.http.ratelimit"]
     assert len(warnings) == 1, "the outage must be logged once, not once per request"
     assert "unavailable" in warnings[0].getMessage()
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from todo_api.middleware import BodyLimitMiddleware, ErrorSafetyNetMiddleware
-from todo_api.response_state import RESPONSE, ResponseState, response_state
+from todo_api.http.middleware import BodyLimitMiddleware, ErrorSafetyNetMiddleware
+from todo_api.http.response_state import RESPONSE, ResponseState, response_state
 
 
 def _scope() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
-from todo_api.responses import task_response, tasks_response
+from todo_api.http.responses import task_response, tasks_response
 from todo_api.schemas.tasks import TaskCompleted, TaskPublic
 
 

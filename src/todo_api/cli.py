@@ -15,10 +15,10 @@ import jwt
 import orjson
 import typer
 
+from todo_api.auth.jwks import is_loopback_host
 from todo_api.config import Settings
 from todo_api.db import embedded
 from todo_api.db.urls import redact
-from todo_api.jwks import is_loopback_host
 from todo_api.migrations import run_migrations
 
 app = typer.Typer(help="Todo API: a multi-user task REST backend.", no_args_is_help=True)
@@ -60,7 +60,7 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Run the API server (migrating the embedded database first when it is used)."""
-    from todo_api.logs import configure_logging
+    from todo_api.observability.logs import configure_logging
 
     settings = Settings()
     if not settings.auth_configured and not is_loopback_host(host):
@@ -104,7 +104,7 @@ def _exit_quietly(signum: int, frame: object) -> None:
 def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
 
-    from todo_api.logs import logging_config
+    from todo_api.observability.logs import logging_config
 
     uvicorn.run(
         "todo_api.main:create_app",

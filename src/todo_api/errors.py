@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from todo_api.auth import RESERVED_USER_IDS
+from todo_api.auth.tokens import RESERVED_USER_IDS
 
 log = logging.getLogger("todo_api.errors")
 

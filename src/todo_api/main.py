@@ -13,10 +13,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
 
-from todo_api import metrics
-from todo_api.auth import AuthConfig, TokenVerifier
+from todo_api.auth.tokens import AuthConfig, TokenVerifier
 from todo_api.config import Settings, get_settings
-from todo_api.cors import ProblemCORSMiddleware
 from todo_api.db import embedded
 from todo_api.db.database import Database
 from todo_api.db.urls import redact
@@ -28,22 +26,24 @@ from todo_api.errors import (
     ValidationItem,
     install_error_handlers,
 )
-from todo_api.logs import skip_caller_lookup
-from todo_api.metrics import Metrics
-from todo_api.middleware import (
+from todo_api.http.cors import ProblemCORSMiddleware
+from todo_api.http.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
     ErrorSafetyNetMiddleware,
     PathUserMiddleware,
     RequestContextMiddleware,
 )
-from todo_api.ratelimit import RateLimiter, RateLimitMiddleware
-from todo_api.redaction import install_log_redaction
-from todo_api.request_limits import RequestLimitsMiddleware
+from todo_api.http.ratelimit import RateLimiter, RateLimitMiddleware
+from todo_api.http.request_limits import RequestLimitsMiddleware
+from todo_api.http.timeouts import RequestTimeoutMiddleware
+from todo_api.observability import metrics
+from todo_api.observability.logs import skip_caller_lookup
+from todo_api.observability.metrics import Metrics
+from todo_api.observability.redaction import install_log_redaction
 from todo_api.routes import changes, health, lists, profile, reminders, tags, tasks
 from todo_api.services.quotas import Quotas
 from todo_api.services.tasks import CursorCodec
-from todo_api.timeouts import RequestTimeoutMiddleware
 
 log = logging.getLogger("todo_api")
 

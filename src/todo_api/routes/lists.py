@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from todo_api.deps import ContextDep, ListIdPath
 from todo_api.errors import error_responses
-from todo_api.idempotency import IdempotencyDep, IdempotentRoute
-from todo_api.preconditions import (
+from todo_api.http.idempotency import IdempotencyDep, IdempotentRoute
+from todo_api.http.preconditions import (
     ETAG_HEADER,
     NOT_MODIFIED,
     POSTED_HEADERS,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response, status
 
 from todo_api.deps import ContextDep, TagIdPath
 from todo_api.errors import error_responses
-from todo_api.preconditions import ETAG_HEADER, IfMatchDep, etag
+from todo_api.http.preconditions import ETAG_HEADER, IfMatchDep, etag
 from todo_api.schemas.tags import TagPublic, TagUpdate
 from todo_api.services import tags as service
 

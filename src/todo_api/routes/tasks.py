@@ -10,8 +10,8 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from todo_api.deps import ContextDep, TaskIdPath
 from todo_api.errors import error_responses
-from todo_api.idempotency import IdempotencyDep, IdempotentRoute
-from todo_api.preconditions import (
+from todo_api.http.idempotency import IdempotencyDep, IdempotentRoute
+from todo_api.http.preconditions import (
     ETAG_HEADER,
     NOT_MODIFIED,
     POSTED_HEADERS,
@@ -21,7 +21,7 @@ from todo_api.preconditions import (
     etag,
     not_modified,
 )
-from todo_api.responses import task_response, tasks_response
+from todo_api.http.responses import task_response, tasks_response
 from todo_api.routes import object_url
 from todo_api.schemas.batch import BatchRequest, BatchResponse
 from todo_api.schemas.common import MAX_ID, Line

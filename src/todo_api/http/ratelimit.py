@@ -28,12 +28,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from todo_api.auth import Principal
+from todo_api.auth.tokens import Principal
 from todo_api.config import Settings
 from todo_api.errors import PROBLEM_JSON, problem_body
-from todo_api.response_state import response_state
+from todo_api.http.response_state import response_state
 
-log = logging.getLogger("todo_api.ratelimit")
+log = logging.getLogger("todo_api.http.ratelimit")
 
 PERIOD_SECONDS = 60.0
 _MICROS = 1_000_000

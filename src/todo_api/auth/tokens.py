@@ -4,7 +4,7 @@ Pure by design: no FastAPI and no database here, so the middleware, the CLI and 
 tests all call the same code. Every refusal is a ``TokenError`` whose ``code`` is
 stable and whose ``description`` is safe to send back (ASCII, no double quote or
 backslash, so it fits inside a ``WWW-Authenticate`` header; never echoes the token).
-Fetching, parsing and caching the JWKS key set lives in ``todo_api.jwks``.
+Fetching, parsing and caching the JWKS key set lives in ``todo_api.auth.jwks``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import jwt
 
-from todo_api.jwks import JwksCache, KeyLookupError, PublicKey, check_jwks_url
+from todo_api.auth.jwks import JwksCache, KeyLookupError, PublicKey, check_jwks_url
 
 if TYPE_CHECKING:
     from todo_api.config import Settings
@@ -41,7 +41,7 @@ __all__ = [
     "bearer_token",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("todo_api.auth")
 
 RESERVED_USER_IDS: frozenset[str] = frozenset(
     {"me", "tasks", "lists", "tags", "reminders", "changes"}

@@ -15,12 +15,18 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.auth import RESERVED_USER_IDS, Principal, TokenError, TokenVerifier, bearer_token
+from todo_api.auth.tokens import (
+    RESERVED_USER_IDS,
+    Principal,
+    TokenError,
+    TokenVerifier,
+    bearer_token,
+)
 from todo_api.errors import problem_body
-from todo_api.logs import AccessLog
-from todo_api.ratelimit import limiter_of, send_rate_limited
-from todo_api.redaction import hide_statement_parameters
-from todo_api.response_state import RESPONSE, ResponseState, response_state
+from todo_api.http.ratelimit import limiter_of, send_rate_limited
+from todo_api.http.response_state import RESPONSE, ResponseState, response_state
+from todo_api.observability.logs import AccessLog
+from todo_api.observability.redaction import hide_statement_parameters
 
 access_log = AccessLog("todo_api.access")
 error_log = logging.getLogger("todo_api.errors")

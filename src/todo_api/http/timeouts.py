@@ -15,8 +15,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from todo_api.middleware import send_problem
-from todo_api.response_state import response_state
+from todo_api.http.middleware import send_problem
+from todo_api.http.response_state import response_state
 
 #: Set in the request's state by the session dependency right before it commits.
 COMMITTING = "committing"
