@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from todo_api.auth.tokens import RESERVED_USER_IDS, Principal
 from todo_api.config import Settings
 from todo_api.db.database import Database, Session
-from todo_api.errors import NotFound, Unauthorized, allowed_methods
+from todo_api.errors import NotFound, Unauthorized
+from todo_api.http.problems import allowed_methods
 from todo_api.http.timeouts import COMMITTING
 from todo_api.schemas.common import MAX_ID
 from todo_api.services.quotas import Quotas

@@ -19,13 +19,7 @@ from todo_api.db import embedded
 from todo_api.db.database import Database
 from todo_api.db.urls import redact
 from todo_api.deps import Shared
-from todo_api.errors import (
-    PROBLEM_JSON,
-    DatabaseUnavailable,
-    Problem,
-    ValidationItem,
-    install_error_handlers,
-)
+from todo_api.errors import DatabaseUnavailable
 from todo_api.http.cors import ProblemCORSMiddleware
 from todo_api.http.middleware import (
     AuthenticationMiddleware,
@@ -34,6 +28,7 @@ from todo_api.http.middleware import (
     PathUserMiddleware,
     RequestContextMiddleware,
 )
+from todo_api.http.problems import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
 from todo_api.http.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.http.request_limits import RequestLimitsMiddleware
 from todo_api.http.timeouts import RequestTimeoutMiddleware

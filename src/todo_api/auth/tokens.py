@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 import time
 import unicodedata
 from collections import OrderedDict
@@ -28,6 +27,13 @@ import httpx
 import jwt
 
 from todo_api.auth.jwks import JwksCache, KeyLookupError, PublicKey, check_jwks_url
+from todo_api.auth.principal import (
+    MAX_TOKEN_LENGTH,
+    RESERVED_USER_IDS,
+    Principal,
+    TokenError,
+    bearer_token,
+)
 
 if TYPE_CHECKING:
     from todo_api.config import Settings
@@ -43,18 +49,10 @@ __all__ = [
 
 logger = logging.getLogger("todo_api.auth")
 
-RESERVED_USER_IDS: frozenset[str] = frozenset(
-    {"me", "tasks", "lists", "tags", "reminders", "changes"}
-)
-
-MAX_TOKEN_LENGTH = 8192
 MAX_SUBJECT_LENGTH = 255
+
 ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "ES256", "RS256", "PS256"})
 
-# RFC 6750 b64token; anything else after "Bearer " cannot be a token we issue or accept.
-#: RFC 6750 token characters (`b64token`, the padding allowed anywhere), as one pattern:
-#: matched in C, where a set test per character costs microseconds on a 300-byte JWT.
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/=]+")
 _OPAQUE_DESCRIPTION = (
     "The bearer token is not a JWT (it does not have three dot-separated parts). "
     "This is probably a Better Auth session token; send a JWT from the Better Auth "
@@ -63,66 +61,6 @@ _OPAQUE_DESCRIPTION = (
 
 # One PyJWS instance; enforcing minimum key lengths turns PyJWT's warning into a refusal.
 _JWS = jwt.PyJWS(options={"verify_signature": True, "enforce_minimum_key_length": True})
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The verified caller: ``user_id`` is the token's ``sub``."""
-
-    user_id: str
-    email: str | None
-    name: str | None
-    claims: Mapping[str, Any]
-
-
-class TokenError(Exception):
-    """A token was refused; ``code`` is machine-readable, ``description`` is for the developer."""
-
-    def __init__(self, code: str, description: str) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-
-
-def bearer_token(authorization_values: list[bytes]) -> str:
-    """Return the token from the raw ``Authorization`` header values of an ASGI scope.
-
-    Raises ``TokenError`` (``token_missing`` or ``token_malformed``) unless there is
-    exactly one header of the form ``Bearer <token>`` (scheme case-insensitive) with an
-    ASCII token of at most 8 KiB made of RFC 6750 token characters.
-    """
-    if not authorization_values:
-        raise TokenError("token_missing", "No Authorization header; send 'Bearer <token>'.")
-    if len(authorization_values) > 1:
-        raise TokenError("token_malformed", "More than one Authorization header; send exactly one.")
-    raw = authorization_values[0]
-    # Checked on the raw bytes first so an oversized header costs nothing to refuse.
-    if len(raw) > MAX_TOKEN_LENGTH + 64:
-        raise TokenError("token_malformed", f"The token is longer than {MAX_TOKEN_LENGTH} bytes.")
-    try:
-        value = raw.decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise TokenError(
-            "token_malformed", "The Authorization header contains non-ASCII bytes."
-        ) from None
-    if not value:
-        raise TokenError("token_missing", "The Authorization header is empty.")
-    scheme, _, rest = value.partition(" ")
-    if scheme.lower() != "bearer":
-        raise TokenError(
-            "token_missing",
-            "The Authorization header does not use the Bearer scheme; send 'Bearer <token>'.",
-        )
-    token = rest.strip(" ")
-    if not token:
-        raise TokenError("token_malformed", "The Bearer scheme is not followed by a token.")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise TokenError("token_malformed", f"The token is longer than {MAX_TOKEN_LENGTH} bytes.")
-    if _B64TOKEN.fullmatch(token) is None:
-        raise TokenError(
-            "token_malformed", "The token contains characters that no bearer token may contain."
-        )
-    return token
 
 
 @dataclass(frozen=True)

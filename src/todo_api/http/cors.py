@@ -6,7 +6,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
-from todo_api.errors import PROBLEM_JSON, problem_body
+from todo_api.http.problems import PROBLEM_JSON, problem_body
 from todo_api.http.response_state import response_state
 
 

@@ -22,7 +22,8 @@ from todo_api.auth.tokens import (
     TokenVerifier,
     bearer_token,
 )
-from todo_api.errors import problem_body
+from todo_api.errors import PayloadTooLarge
+from todo_api.http.problems import send_problem
 from todo_api.http.ratelimit import limiter_of, send_rate_limited
 from todo_api.http.response_state import RESPONSE, ResponseState, response_state
 from todo_api.observability.logs import AccessLog
@@ -33,8 +34,6 @@ error_log = logging.getLogger("todo_api.errors")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DOCS_PATHS = ("/docs", "/redoc")
-#: Paths that never need a token.
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
 
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
@@ -53,25 +52,6 @@ def _request_id() -> str:
     # 128 random bits, like a UUID4, from the process's seeded generator: a request id
     # needs uniqueness, not secrecy, and this avoids a system call per request.
     return f"{random.getrandbits(128):032x}"
-
-
-async def send_problem(
-    scope: Scope,
-    send: Send,
-    status: int,
-    code: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Answer with a problem+json document straight from middleware."""
-    body = problem_body(status, code, detail, _state(scope).get("request_id"))
-    raw_headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class RequestContextMiddleware:
@@ -213,11 +193,15 @@ class ErrorSafetyNetMiddleware:
             )
 
 
-class BodyTooLarge(HTTPException):
-    """Raised from `receive` when a body outgrows the limit (chunked bodies included)."""
+class BodyTooLarge(PayloadTooLarge, HTTPException):
+    """Raised from `receive` when a body outgrows the limit (chunked bodies included).
+    Also an `HTTPException`, which FastAPI lets through while it reads a body (any other
+    error there becomes a 400)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body exceeds {limit} bytes.")
+        detail = f"The request body exceeds {limit} bytes."
+        PayloadTooLarge.__init__(self, detail, code="body_too_large")
+        HTTPException.__init__(self, 413, detail)
 
 
 class BodyLimitMiddleware:

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api.auth.tokens import Principal
 from todo_api.config import Settings
-from todo_api.errors import PROBLEM_JSON, problem_body
+from todo_api.http.problems import PROBLEM_JSON, problem_body
 from todo_api.http.response_state import response_state
 
 log = logging.getLogger("todo_api.http.ratelimit")

@@ -11,7 +11,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.errors import PROBLEM_JSON, problem_body
+from todo_api.http.problems import PROBLEM_JSON, problem_body
 
 MAX_JSON_DEPTH = 32
 MAX_QUERY_BYTES = 8192

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from todo_api.http.middleware import send_problem
+from todo_api.http.problems import send_problem
 from todo_api.http.response_state import response_state
 
 #: Set in the request's state by the session dependency right before it commits.

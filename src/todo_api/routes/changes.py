@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from todo_api.deps import ContextDep
-from todo_api.errors import error_responses
+from todo_api.http.problems import error_responses
 from todo_api.schemas.changes import Change, ChangeFeed
 from todo_api.schemas.lists import ListPublic
 from todo_api.schemas.tags import TagPublic

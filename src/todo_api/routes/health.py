@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from todo_api.db.database import Database
-from todo_api.errors import ServiceUnavailable, error_responses
+from todo_api.errors import ServiceUnavailable
+from todo_api.http.problems import error_responses
 
 router = APIRouter(tags=["health"])
 

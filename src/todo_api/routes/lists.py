@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from todo_api.deps import ContextDep, ListIdPath
-from todo_api.errors import error_responses
 from todo_api.http.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.http.preconditions import (
     ETAG_HEADER,
@@ -18,6 +17,7 @@ from todo_api.http.preconditions import (
     etag,
     not_modified,
 )
+from todo_api.http.problems import error_responses
 from todo_api.routes import object_url
 from todo_api.schemas.common import MAX_ID
 from todo_api.schemas.lists import ListCreate, ListPublic, ListTasksOnDelete, ListUpdate

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from todo_api.deps import ContextDep
-from todo_api.errors import error_responses
+from todo_api.http.problems import error_responses
 from todo_api.schemas.profile import ProfilePublic, ProfileUpdate
 from todo_api.services import profiles as service
 

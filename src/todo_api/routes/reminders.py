@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from todo_api.deps import ContextDep, TaskIdPath
-from todo_api.errors import error_responses
 from todo_api.http.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.http.preconditions import POSTED_HEADERS, etag
+from todo_api.http.problems import error_responses
 from todo_api.schemas.tasks import TaskPublic
 from todo_api.schemas.values import Instant
 from todo_api.services import clock

@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from todo_api.deps import ContextDep, TagIdPath
-from todo_api.errors import error_responses
 from todo_api.http.preconditions import ETAG_HEADER, IfMatchDep, etag
+from todo_api.http.problems import error_responses
 from todo_api.schemas.tags import TagPublic, TagUpdate
 from todo_api.services import tags as service
 

@@ -9,7 +9,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from todo_api.deps import ContextDep, TaskIdPath
-from todo_api.errors import error_responses
 from todo_api.http.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.http.preconditions import (
     ETAG_HEADER,
@@ -21,6 +20,7 @@ from todo_api.http.preconditions import (
     etag,
     not_modified,
 )
+from todo_api.http.problems import error_responses
 from todo_api.http.responses import task_response, tasks_response
 from todo_api.routes import object_url
 from todo_api.schemas.batch import BatchRequest, BatchResponse

@@ -8,8 +8,9 @@ from typing import Any
 
 import asyncpg
 
+from todo_api.db.constraints import database_problem
 from todo_api.db.database import Session
-from todo_api.errors import AppError, PreconditionRequired, database_problem
+from todo_api.errors import AppError, PreconditionRequired
 from todo_api.schemas.batch import (
     BatchRequest,
     BatchResult,
