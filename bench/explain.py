@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import seed as seeding
 
-from todo_api.db import APP_ROLE
+from todo_api.db.database import APP_ROLE
 from todo_api.migrations import run_migrations
 from todo_api.schemas.tasks import SortOrder, TaskSort, TaskStatus
 from todo_api.services.reminders import due_reminders_statement
