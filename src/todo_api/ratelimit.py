@@ -12,7 +12,6 @@ safeguard, not a reason to take the API down) and says so in the logs and in
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import ipaddress
 import logging
@@ -216,7 +215,7 @@ class RedisStore:
         period_us = period * _MICROS
         try:
             allowed, used = await self._script(keys=[self.prefix + key], args=[period_us, limit])
-        except (RedisError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, RedisError, OSError) as error:
             self._failed(error)
             return None
         if self.degraded:
