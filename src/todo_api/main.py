@@ -19,7 +19,13 @@ from todo_api.config import Settings, get_settings
 from todo_api.cors import ProblemCORSMiddleware
 from todo_api.db import Database, DatabaseUnavailable, create_engine, redact
 from todo_api.deps import check_path_user
-from todo_api.errors import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
+from todo_api.errors import (
+    PROBLEM_JSON,
+    STATUS_TITLES,
+    Problem,
+    ValidationItem,
+    install_error_handlers,
+)
 from todo_api.hotpath import HotPathMiddleware
 from todo_api.logs import skip_caller_lookup
 from todo_api.metrics import Metrics
@@ -275,7 +281,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 # Middleware answers these for any API operation; document them there.
                 operation["responses"].setdefault("429", _rate_limited())
                 if "requestBody" in operation:
-                    operation["responses"].setdefault("413", {"description": "Content Too Large"})
+                    operation["responses"].setdefault("413", {"description": STATUS_TITLES[413]})
             for code, response in operation.get("responses", {}).items():
                 if code[:1] in {"4", "5"}:
                     response["content"] = problem_content

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import User
+from todo_api.errors import STATUS_TITLES
 from todo_api.services import clock
 
 
@@ -21,6 +22,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
     assert body["status"] == status
+    assert body["title"] == STATUS_TITLES[status]
     assert body["code"] == code, body
     assert body["request_id"] == response.headers["x-request-id"]
     if status == 422 and code in {"validation_failed", "json_invalid"}:
