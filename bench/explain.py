@@ -24,7 +24,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -212,7 +212,7 @@ async def run(url: str) -> list[Explained]:
             f"{total:,} tasks; heaviest user {heavy['task_count']:,} tasks, "
             f"ordinary user {ordinary['task_count']:,}"
         )
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         results = []
         for label, row in (("ordinary", ordinary), ("heaviest", heavy)):
             user_id = row["user_id"]
@@ -254,7 +254,7 @@ async def main(args: argparse.Namespace) -> None:
     results = await run(args.url)
     text = report(results)
     RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"explain-{stamp}.md"
     out.write_text(text)
     print(text.split("## Plans")[0])

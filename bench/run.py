@@ -43,7 +43,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -482,7 +482,7 @@ def main(argv: list[str]) -> int:
     _raise_file_limit()
     wrk = ensure_wrk()
     args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     users_file = args.out / f"users-{args.size}.tsv"
     started = time.monotonic()
 

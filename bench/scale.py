@@ -44,7 +44,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -123,7 +123,7 @@ def _database(url: str, suffix: str) -> str:
 
 def queries(q: str) -> dict[str, Callable[[User], ListQuery]]:
     """Name -> the first-page query of one request, for a given user."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
 
     def page(status: TaskStatus, sort: TaskSort, order: SortOrder, **filters: Any) -> ListQuery:
         return ListQuery(status, sort, order, LIMIT, None, TaskFilters(**filters))
@@ -317,7 +317,7 @@ async def main(args: argparse.Namespace, argv: list[str]) -> None:
     server = await _server_version(large_url)
     header = [
         f"command: `uv run python bench/scale.py {shlex.join(argv)}`",
-        f"at {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {server}",
+        f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {server}",
         f"{args.runs} measured runs per cell after {args.warmup} warm-up runs; page size {LIMIT}",
         f"ordinary users: {len(small_users)} (10k) and {len(large_users)} (1M) sampled, "
         f"{small_users[0].tasks} tasks each; the one-tag query uses each user's most used tag",
@@ -329,7 +329,7 @@ async def main(args: argparse.Namespace, argv: list[str]) -> None:
         "the median number of tasks on the page.\n\n" + "\n".join(tables)
     )
     RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"scale-{stamp}.md"
     out.write_text(text)
     print(text)

@@ -38,7 +38,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from datetime import time as day_start
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -299,7 +299,7 @@ async def seed(
         )
     started = time.perf_counter()
     rng = random.Random(random_seed)
-    now = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     span = timedelta(days=30 * months)
     start = now - span
 

@@ -36,13 +36,16 @@ class FaultProxy:
 
     async def cut(self) -> None:
         """Refuse new connections and drop every open one, like a database that vanished."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # stops listening; open connections stay up
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        if server is not None:
+            # Since Python 3.12 this waits for every connection the server accepted, so
+            # only once they are aborted.
+            await server.wait_closed()
 
     async def restore(self) -> None:
         await self.start()
@@ -56,12 +59,18 @@ class FaultProxy:
         return await asyncio.open_connection(self._host, self._port)
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self._writers.add(client_w)
         try:
             upstream_r, upstream_w = await self._open_upstream()
         except OSError:
+            self._writers.discard(client_w)
             client_w.transport.abort()
             return
-        self._writers.update({client_w, upstream_w})
+        if client_w not in self._writers:  # cut while connecting upstream
+            upstream_w.transport.abort()
+            client_w.transport.abort()
+            return
+        self._writers.add(upstream_w)
         await asyncio.gather(self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w))
         self._writers.difference_update({client_w, upstream_w})
 

@@ -8,7 +8,7 @@ import io
 import json
 import logging
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -250,9 +250,9 @@ def test_access_lines_written_directly_match_the_formatter(
     records: list[logging.LogRecord] = []
     monkeypatch.setattr(handler, "handle", lambda record: records.append(record))
     fields = {"request_id": "r-1", "method": "GET", "route": "/api/{user_id}/tasks", "status": 200}
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     AccessLog("todo_api.access").info("request", {**fields, "duration_ms": 1.5, "user_hash": None})
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     assert records == []  # written without a record, straight to the handler's stream
     lines = stream.getvalue().splitlines()

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 from tests.conftest import make_settings, make_token
 from tests.live_server import serve
-from todo_api.auth.tokens import Principal
+from todo_api.auth.principal import Principal
 from todo_api.http.ratelimit import MemoryStore, RateLimiter, RedisStore, client_key
 from todo_api.main import create_app
 

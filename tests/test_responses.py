@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -13,7 +13,7 @@ from todo_api.schemas.tasks import TaskCompleted, TaskPublic
 
 
 def _row(**changes: Any) -> dict[str, Any]:
-    created = datetime(2026, 11, 27, 9, 30, 0, 123456, tzinfo=timezone.utc)
+    created = datetime(2026, 11, 27, 9, 30, 0, 123456, tzinfo=UTC)
     row: dict[str, Any] = {
         "id": 42,
         "user_id": "usr_8f2k",
@@ -49,24 +49,24 @@ ROWS = [
         id=43,
         description="The ones on the balcony",
         completed=True,
-        completed_at=datetime(2026, 11, 28, tzinfo=timezone.utc),
+        completed_at=datetime(2026, 11, 28, tzinfo=UTC),
         priority=3,
         tags=["home", "Garden"],
         due_date=date(2026, 12, 1),
-        due_sort_at=datetime(2026, 11, 30, 23, tzinfo=timezone.utc),
+        due_sort_at=datetime(2026, 11, 30, 23, tzinfo=UTC),
         recurrence="FREQ=WEEKLY",
         list_id=3,
         parent_id=7,
         previous_occurrence_id=12,
         next_occurrence_id=99,
-        remind_at=datetime(2026, 12, 1, 8, tzinfo=timezone.utc),
+        remind_at=datetime(2026, 12, 1, 8, tzinfo=UTC),
     ),
     _row(
         id=44,
         priority=0,
-        due_at=datetime(2026, 12, 1, 17, 0, 0, 5, tzinfo=timezone.utc),
-        due_sort_at=datetime(2026, 12, 1, 17, 0, 0, 5, tzinfo=timezone.utc),
-        reminder_dismissed_at=datetime(2026, 12, 1, 9, tzinfo=timezone.utc),
+        due_at=datetime(2026, 12, 1, 17, 0, 0, 5, tzinfo=UTC),
+        due_sort_at=datetime(2026, 12, 1, 17, 0, 0, 5, tzinfo=UTC),
+        reminder_dismissed_at=datetime(2026, 12, 1, 9, tzinfo=UTC),
     ),
 ]
 

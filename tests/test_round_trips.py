@@ -72,12 +72,16 @@ class WireCounter:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # stops listening; open connections stay up
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:
+            # Since Python 3.12 this waits for every accepted connection: only after the
+            # tasks serving them have closed them.
+            await server.wait_closed()
 
     def reset(self) -> None:
         self.trips.clear()

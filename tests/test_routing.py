@@ -11,7 +11,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Match
 
 from tests.conftest import User
-from todo_api.auth.tokens import RESERVED_USER_IDS
+from todo_api.auth.principal import RESERVED_USER_IDS
 from todo_api.config import Settings
 from todo_api.main import create_app
 

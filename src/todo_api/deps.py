@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from todo_api.auth.tokens import RESERVED_USER_IDS, Principal
+from todo_api.auth.principal import RESERVED_USER_IDS, Principal
 from todo_api.config import Settings
 from todo_api.db.database import Database, Session
 from todo_api.errors import NotFound, Unauthorized

@@ -28,7 +28,13 @@ from todo_api.http.middleware import (
     PathUserMiddleware,
     RequestContextMiddleware,
 )
-from todo_api.http.problems import PROBLEM_JSON, Problem, ValidationItem, install_error_handlers
+from todo_api.http.problems import (
+    PROBLEM_JSON,
+    STATUS_TITLES,
+    Problem,
+    ValidationItem,
+    install_error_handlers,
+)
 from todo_api.http.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.http.request_limits import RequestLimitsMiddleware
 from todo_api.http.timeouts import RequestTimeoutMiddleware
@@ -296,7 +302,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 # Middleware answers these for any API operation; document them there.
                 operation["responses"].setdefault("429", _rate_limited())
                 if "requestBody" in operation:
-                    operation["responses"].setdefault("413", {"description": "Content Too Large"})
+                    operation["responses"].setdefault("413", {"description": STATUS_TITLES[413]})
             for code, response in operation.get("responses", {}).items():
                 if code[:1] in {"4", "5"}:
                     response["content"] = problem_content

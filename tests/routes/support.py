@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import User
+from todo_api.http.problems import STATUS_TITLES
 from todo_api.services import clock
 
 
@@ -21,6 +22,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
     assert body["status"] == status
+    assert body["title"] == STATUS_TITLES[status]
     assert body["code"] == code, body
     assert body["request_id"] == response.headers["x-request-id"]
     if status == 422 and code in {"validation_failed", "json_invalid"}:
@@ -75,7 +77,7 @@ async def listing(user: User, **params: Any) -> list[dict[str, Any]]:
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
 
 
 @contextmanager

@@ -7,7 +7,7 @@ is the start of that day in the profile's zone, paged in either direction."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -117,7 +117,7 @@ async def test_due_range_pages_follow_the_sort_in_the_profile_zone(alice: User, 
     flat = [task for page in walked for task in page]
     chosen = sorted(
         inside,
-        key=lambda task: (_due_instant(task).astimezone(timezone.utc), task["id"]),
+        key=lambda task: (_due_instant(task).astimezone(UTC), task["id"]),
         reverse=order == "desc",
     )
     assert ids(flat) == ids(chosen)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,7 @@ def _when(value: str | None) -> datetime | None:
         return None
     if "T" in value:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc)
+    return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
 
 
 def _key(task: dict[str, Any], sort: str) -> Any:
@@ -149,9 +149,9 @@ DUES = st.sampled_from(
     [None, None, "2026-12-01", "2026-12-02", "2026-12-01T00:00:00Z", "2026-12-01T12:00:00Z"]
 )
 STAMPS = [
-    datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc),
-    datetime(2026, 1, 2, tzinfo=timezone.utc),
-    datetime(2026, 1, 3, tzinfo=timezone.utc),
+    datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC),
+    datetime(2026, 1, 2, tzinfo=UTC),
+    datetime(2026, 1, 3, tzinfo=UTC),
 ]
 TASK = st.fixed_dictionaries(
     {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -438,8 +438,8 @@ async def tied(alice: User, owner_conn: asyncpg.Connection) -> list[dict[str, An
         await alice.create_task(title, completed=i % 3 == 0)
     await owner_conn.execute("SELECT set_config('app.user_id', $1, false)", alice.id)
     instants = [
-        datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc),
-        datetime(2026, 1, 2, 12, 0, 0, tzinfo=timezone.utc),
+        datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC),
     ]
     await owner_conn.execute(
         "UPDATE tasks SET created_at = CASE WHEN id % 2 = 0 THEN $2::timestamptz ELSE $3::timestamptz END"

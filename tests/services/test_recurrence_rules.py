@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -33,7 +33,7 @@ def test_next_occurrence_of_a_series_at_the_edge_of_the_calendar_ends_it() -> No
             due_at=None,
             zone_name="UTC",
             repeat_from="due",
-            completed_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+            completed_at=datetime(2026, 1, 1, tzinfo=UTC),
             remind_at=None,
         )
         is None
@@ -45,10 +45,10 @@ def test_until_given_as_a_utc_instant_is_compared_in_the_profile_zone() -> None:
     following = next_occurrence(
         "FREQ=DAILY;UNTIL=20261202T075959Z",
         due_date=None,
-        due_at=datetime(2026, 12, 1, 8, tzinfo=timezone.utc),
+        due_at=datetime(2026, 12, 1, 8, tzinfo=UTC),
         zone_name="Europe/Berlin",
         repeat_from="due",
-        completed_at=datetime(2026, 12, 1, 9, tzinfo=timezone.utc),
+        completed_at=datetime(2026, 12, 1, 9, tzinfo=UTC),
         remind_at=None,
     )
     assert following is None

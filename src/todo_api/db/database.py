@@ -263,7 +263,7 @@ class UserTransaction:
             try:
                 try:
                     connection = await pool.acquire(timeout=database.acquire_timeout)
-                except asyncio.TimeoutError as error:
+                except TimeoutError as error:
                     if pool.get_size() >= database.size:
                         # Every connection is busy: the database is fine, we are saturated.
                         raise DatabaseUnavailable(

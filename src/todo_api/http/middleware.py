@@ -15,13 +15,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.auth.tokens import (
-    RESERVED_USER_IDS,
-    Principal,
-    TokenError,
-    TokenVerifier,
-    bearer_token,
-)
+from todo_api.auth.principal import RESERVED_USER_IDS, Principal, TokenError, bearer_token
+from todo_api.auth.tokens import TokenVerifier
 from todo_api.errors import PayloadTooLarge
 from todo_api.http.problems import send_problem
 from todo_api.http.ratelimit import limiter_of, send_rate_limited

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
 from typing import Any
 
 import asyncpg
@@ -28,6 +27,50 @@ log = logging.getLogger("todo_api.errors")
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE_BASE = "https://todo-api.dev/problems/"
+
+
+#: Problem `title`s and documented error descriptions: the names RFC 9110 (and RFC 6585
+#: for 428, 429, 431, 511) gives each status. Kept here, not taken from `http.HTTPStatus`,
+#: whose phrases for 413, 414, 416 and 422 changed in Python 3.13: every Python this runs
+#: on must answer and document the same words.
+STATUS_TITLES: dict[int, str] = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    417: "Expectation Failed",
+    421: "Misdirected Request",
+    422: "Unprocessable Content",
+    426: "Upgrade Required",
+    428: "Precondition Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    511: "Network Authentication Required",
+}
+
+
+def status_title(status: int) -> str:
+    """The problem `title` for an error status (RFC 9110's name; "Error" if it has none)."""
+    return STATUS_TITLES.get(status, "Error")
 
 
 class ValidationItem(BaseModel):
@@ -55,7 +98,7 @@ class Problem(BaseModel):
     )
 
     type: str = Field(description="A URI naming the problem type.")
-    title: str = Field(description="The HTTP status phrase.")
+    title: str = Field(description="The status's name in RFC 9110, e.g. `Not Found`.")
     status: int
     detail: str = Field(description="A human-readable sentence about this occurrence.")
     code: str = Field(description="A stable machine-readable code, e.g. `task_not_found`.")
@@ -73,13 +116,9 @@ def problem_body(
     extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Serialise a problem document (used by handlers and by raw ASGI middleware)."""
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
     body: dict[str, Any] = {
         "type": _TYPE_BASE + code,
-        "title": title,
+        "title": status_title(status),
         "status": status,
         "detail": detail,
         "code": code,
@@ -212,7 +251,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "model": Problem,
-            "description": HTTPStatus(status).phrase,
+            "description": STATUS_TITLES[status],
             "content": {PROBLEM_JSON: {}},
         }
         for status in statuses

@@ -12,7 +12,6 @@ safeguard, not a reason to take the API down) and says so in the logs and in
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import ipaddress
 import logging
@@ -28,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from todo_api.auth.tokens import Principal
+from todo_api.auth.principal import Principal
 from todo_api.config import Settings
 from todo_api.http.problems import PROBLEM_JSON, problem_body
 from todo_api.http.response_state import response_state
@@ -216,7 +215,7 @@ class RedisStore:
         period_us = period * _MICROS
         try:
             allowed, used = await self._script(keys=[self.prefix + key], args=[period_us, limit])
-        except (RedisError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, RedisError, OSError) as error:
             self._failed(error)
             return None
         if self.degraded:

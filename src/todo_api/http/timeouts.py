@@ -10,7 +10,6 @@ not knowing whether its write happened.
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -55,8 +54,7 @@ class RequestTimeoutMiddleware:
         except asyncio.CancelledError:
             if not timed_out:
                 raise
-            if sys.version_info >= (3, 11):
-                task.uncancel()  # the cancellation was ours and is handled here
+            task.uncancel()  # the cancellation was ours and is handled here
             if not response.started:
                 await send_problem(
                     scope,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
-from typing_extensions import Self
 
 from todo_api.schemas.common import Line, Text, UtcDateTime
 from todo_api.schemas.values import (

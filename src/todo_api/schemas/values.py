@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Annotated, Any
 
@@ -68,7 +68,7 @@ def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a UTC offset (e.g. Z or +01:00)")
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("is outside the supported range of dates") from None
 
@@ -78,7 +78,7 @@ def _parse_instant(text: str) -> datetime:
     if match is None:
         raise ValueError("must be an RFC 3339 date-time with an offset (e.g. 2026-12-01T17:00:00Z)")
     day, clock, fraction, offset = match.groups()
-    # Python 3.10 reads neither `Z` nor more than six fractional digits.
+    # Normalised to what `fromisoformat` reads on every Python: `+00:00`, six digits.
     offset = "+00:00" if offset in {"Z", "z"} else offset
     try:
         value = datetime.fromisoformat(f"{day}T{clock}{(fraction or '')[:7]}{offset}")

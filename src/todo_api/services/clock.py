@@ -6,9 +6,9 @@ rows carry (`created_at`, `completed_at`, ...) come from the database's `now()`.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def now() -> datetime:
     """The current instant, aware, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

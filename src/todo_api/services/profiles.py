@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import DateTime, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from todo_api.auth.tokens import Principal
+from todo_api.auth.principal import Principal
 from todo_api.db.database import Session
 from todo_api.db.statements import Row
 from todo_api.models import idempotency_keys_table as ik

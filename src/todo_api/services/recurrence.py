@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
@@ -187,7 +187,7 @@ def _local(instant: datetime, zone: ZoneInfo) -> datetime:
 def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
     # A wall time inside a spring-forward gap resolves with the offset before the
     # change (fold=0), i.e. it lands just after the gap.
-    return wall.replace(tzinfo=zone).astimezone(timezone.utc)
+    return wall.replace(tzinfo=zone).astimezone(UTC)
 
 
 def next_occurrence(
@@ -235,7 +235,7 @@ def _following(
         if at is None:
             until = datetime.combine(day, time(23, 59, 59))
         elif utc:
-            until = _local(datetime.combine(day, at, tzinfo=timezone.utc), zone)
+            until = _local(datetime.combine(day, at, tzinfo=UTC), zone)
         else:
             until = datetime.combine(day, at)
         expander = expander.replace(until=until)
