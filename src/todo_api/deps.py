@@ -22,8 +22,8 @@ from todo_api.errors import NotFound, Unauthorized
 from todo_api.http.problems import allowed_methods
 from todo_api.http.timeouts import COMMITTING
 from todo_api.schemas.common import MAX_ID
+from todo_api.services.cursors import CursorCodec
 from todo_api.services.quotas import Quotas
-from todo_api.services.tasks import CursorCodec
 
 
 @dataclass(frozen=True, slots=True)

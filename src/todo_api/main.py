@@ -43,8 +43,8 @@ from todo_api.observability.logs import skip_caller_lookup
 from todo_api.observability.metrics import Metrics
 from todo_api.observability.redaction import install_log_redaction
 from todo_api.routes import changes, health, lists, profile, reminders, tags, tasks
+from todo_api.services.cursors import CursorCodec
 from todo_api.services.quotas import Quotas
-from todo_api.services.tasks import CursorCodec
 
 log = logging.getLogger("todo_api")
 

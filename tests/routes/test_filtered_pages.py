@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import User
 from tests.routes.support import create, ids, listing
 from tests.routes.test_task_sorting import SORTS, expected, pages
-from todo_api.services import tasks as task_service
+from todo_api.services import task_list as task_service
 
 #: (title, tags, due_date, completed): tags common enough for a walk to fill small pages,
 #: dated and undated tasks so `due_date` pages cross from one run to the other.

@@ -43,7 +43,7 @@ from todo_api.schemas.tasks import (
 )
 from todo_api.schemas.values import DueValue, Priority, TagName
 from todo_api.services import batch as batch_service
-from todo_api.services import positions, task_writes
+from todo_api.services import positions, task_list, task_writes
 from todo_api.services import tasks as service
 
 router = APIRouter(tags=["tasks"], route_class=IdempotentRoute)
@@ -147,7 +147,7 @@ async def list_tasks(
     for. `sort=position` is the manual order: meaningful among siblings (combine
     `list_id` and `parent_id`), and within a list it keeps every sibling group in order.
     """
-    filters = service.TaskFilters(
+    filters = task_list.TaskFilters(
         q=q,
         priorities=tuple(priority or ()),
         tags=tuple(tag or ()),
@@ -159,14 +159,14 @@ async def list_tasks(
         overdue=overdue,
         has_due=has_due,
     )
-    query = service.ListQuery(
+    query = task_list.ListQuery(
         status_filter, sort, order or DEFAULT_ORDER[sort], limit, cursor, filters
     )
-    page = await service.list_tasks(ctx.session, ctx.user_id, query, ctx.codec)
+    page = await task_list.list_tasks(ctx.session, ctx.user_id, query, ctx.codec)
     return page_response(request, page)
 
 
-def page_response(request: Request, page: service.TaskPage) -> Response:
+def page_response(request: Request, page: task_list.TaskPage) -> Response:
     """A page of tasks, with the `Link` to the next one when there is one."""
     if page.next_cursor is None:
         return tasks_response(page.rows)

@@ -41,9 +41,10 @@ from todo_api.models import lists_table as lst
 from todo_api.models import tags_table as tg
 from todo_api.models import tasks_table as t
 from todo_api.services import clock
+from todo_api.services.cursors import CursorCodec
 from todo_api.services.lists import LIST_COLUMNS
 from todo_api.services.tags import with_count
-from todo_api.services.tasks import CursorCodec, readable
+from todo_api.services.tasks import readable
 
 #: Entries looked at per purge: keeps every purge (and the scan that finds it) bounded.
 PURGE_BATCH = 100

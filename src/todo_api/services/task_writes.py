@@ -7,32 +7,15 @@ and the task quota checked inside the create statement itself.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Date,
-    DateTime,
-    Integer,
-    SmallInteger,
-    String,
-    any_,
-    bindparam,
-    case,
     delete,
-    exists,
     func,
-    literal_column,
-    null,
     select,
-    update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.types import TypeEngine
 
 from todo_api.db.database import Session
 from todo_api.db.statements import cached
@@ -41,166 +24,26 @@ from todo_api.models import tasks_table as t
 from todo_api.schemas.tasks import TaskCreate, TaskMove, TaskPublic, TaskReplace, TaskUpdate
 from todo_api.services import clock, recurrence
 from todo_api.services.positions import check_parent, move_task
-from todo_api.services.quotas import Quotas, room, tasks_full
-from todo_api.services.tags import copy_tags, set_tags
+from todo_api.services.quotas import Quotas, tasks_full
+from todo_api.services.tags import set_tags
+from todo_api.services.task_statements import (
+    TOGGLE_VALUES,
+    completion_values,
+    delete_statement,
+    due_values,
+    insert_statement,
+    parameters,
+    shape_of,
+    successor_statement,
+    update_statement,
+    version_check,
+    version_parameters,
+)
 from todo_api.services.tasks import (
-    COLUMNS,
-    STORED,
     get_task,
-    profile_zone,
-    start_of_day,
     task_not_found,
 )
 from todo_api.services.versions import Precondition, stale
-
-#: The toggle's new `completed`.
-_TOGGLED: Any = ~t.c.completed
-
-#: Open subtasks (any depth) of the task in the enclosing UPDATE, for `/complete`.
-OPEN_SUBTASKS = literal_column(
-    """array(
-        WITH RECURSIVE below(id, completed) AS (
-            SELECT c.id, c.completed FROM tasks AS c
-            WHERE c.user_id = tasks.user_id AND c.parent_id = tasks.id
-            UNION ALL
-            SELECT c.id, c.completed FROM tasks AS c
-            JOIN below ON c.user_id = tasks.user_id AND c.parent_id = below.id
-        )
-        SELECT id FROM below WHERE NOT completed ORDER BY id
-    )""",
-    type_=ARRAY(BigInteger),
-).label("open_subtask_ids")
-
-
-class Derived(enum.Enum):
-    """A column whose new value is an expression of the others' (not a parameter)."""
-
-    #: `completed_at`: kept while the task stays completed, stamped when it becomes so.
-    completed_at = "completed_at"
-    #: `completed`: the opposite of what it was (the completion toggle).
-    toggled = "toggled"
-    #: `due_sort_at`: the instant the new `due_date` begins in the profile's zone.
-    day_start = "day_start"
-
-
-def _due_values(due: date | datetime | None) -> dict[str, Any]:
-    """The three due columns for an API `due_date` value."""
-    if due is None:
-        return {"due_date": None, "due_at": None, "due_sort_at": None}
-    if isinstance(due, datetime):
-        return {"due_date": None, "due_at": due, "due_sort_at": due}
-    return {"due_date": due, "due_at": None, "due_sort_at": Derived.day_start}
-
-
-def completed_at(completed: Any) -> Any:
-    """Keep `completed_at` when a task stays completed; stamp it when it becomes so."""
-    return case((completed, func.coalesce(t.c.completed_at, func.now())), else_=None)
-
-
-#: A toggle's values.
-_TOGGLE_VALUES: dict[str, Any] = {
-    "completed": Derived.toggled,
-    "completed_at": Derived.completed_at,
-}
-
-
-def _completion(completed: bool) -> dict[str, Any]:
-    return {"completed": completed, "completed_at": Derived.completed_at}
-
-
-_TYPES: dict[str, TypeEngine[Any]] = {
-    "title": String(200),
-    "description": String(2000),
-    "completed": Boolean(),
-    "completed_at": DateTime(timezone=True),
-    "priority": SmallInteger(),
-    "due_date": Date(),
-    "due_at": DateTime(timezone=True),
-    "due_sort_at": DateTime(timezone=True),
-    "recurrence": String(500),
-    "repeat_from": String(10),
-    "remind_at": DateTime(timezone=True),
-    "list_id": BigInteger(),
-    "parent_id": BigInteger(),
-    "previous_occurrence_id": BigInteger(),
-    "reminder_dismissed_at": DateTime(timezone=True),
-}
-
-#: A write's shape: each column it sets, with how (`None`: from the parameter `v_<name>`).
-_Shape = tuple[tuple[str, "Derived | None"], ...]
-
-
-def _shape(values: Mapping[str, Any]) -> _Shape:
-    return tuple(
-        (name, value if isinstance(value, Derived) else None) for name, value in values.items()
-    )
-
-
-def _parameters(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {f"v_{name}": v for name, v in values.items() if not isinstance(v, Derived)}
-
-
-def _column_sql(shape: _Shape, zone: Any, *, inserting: bool = False) -> dict[str, Any]:
-    """The SQL each column of `shape` takes (`zone`: the profile's time zone; a new row
-    has no `completed_at` to keep)."""
-    names = dict(shape)
-    new_completed: Any = (
-        ~t.c.completed
-        if names.get("completed") is Derived.toggled
-        else bindparam("v_completed", type_=Boolean())
-    )
-    columns: dict[str, Any] = {}
-    for name, derived in shape:
-        if derived is None:
-            columns[name] = bindparam(f"v_{name}", type_=_TYPES[name])
-        elif derived is Derived.toggled:
-            columns[name] = new_completed
-        elif derived is Derived.completed_at:
-            if inserting:
-                columns[name] = case((new_completed, func.now()), else_=null())
-            else:
-                columns[name] = completed_at(new_completed)
-        else:
-            columns[name] = start_of_day(bindparam("v_due_date", type_=Date()), zone)
-    return columns
-
-
-_USER = bindparam("user_id", type_=String())
-_TASK = bindparam("task_id", type_=BigInteger())
-_VERSIONS = bindparam("versions", type_=ARRAY(Integer()))
-
-
-def _version_check(precondition: Precondition | None) -> str | None:
-    """How an `If-Match` shapes a statement: none, any version (`*`), or listed ones."""
-    if precondition is None:
-        return None
-    return "any" if precondition.any_version else "listed"
-
-
-def _version_parameters(precondition: Precondition | None) -> dict[str, Any]:
-    if precondition is None or precondition.any_version:
-        return {}
-    return {"versions": list(precondition.versions)}
-
-
-def _this_task(check: str | None) -> list[Any]:
-    """The WHERE of a write to one task, with its `If-Match` check."""
-    where = [t.c.user_id == _USER, t.c.id == _TASK]
-    if check == "listed":
-        where.append(t.c.version == any_(_VERSIONS))
-    return where
-
-
-def _insert_statement(shape: _Shape) -> Any:
-    """One task's INSERT, after taking a slot of the task quota, in one statement.
-
-    Only stored columns come back: in an INSERT's RETURNING, SQLAlchemy does not
-    correlate the TAGS/NEXT_OCCURRENCE subqueries with the new row (they would scan
-    every task). A new task has neither yet; tags are linked by the caller afterwards."""
-    slot = room(_USER, "task_count", 1, bindparam("quota", type_=Integer()))
-    columns = _column_sql(shape, slot.c.timezone, inserting=True)
-    source = select(slot.c.user_id, *columns.values())
-    return insert(t).from_select(["user_id", *columns], source).returning(*STORED)
 
 
 async def _insert(
@@ -210,10 +53,10 @@ async def _insert(
     due: date | datetime | None,
     quotas: Quotas,
 ) -> dict[str, Any]:
-    """Insert one task (see `_insert_statement`)."""
-    columns = {**values, **_due_values(due)}
-    stmt = cached(_insert_statement, _shape(columns))
-    params = {**_parameters(columns), "user_id": user_id, "quota": quotas.tasks}
+    """Insert one task (see `insert_statement`)."""
+    columns = {**values, **due_values(due)}
+    stmt = cached(insert_statement, shape_of(columns))
+    params = {**parameters(columns), "user_id": user_id, "quota": quotas.tasks}
     row = (await session.execute(stmt, params)).first()
     if row is None:
         raise tasks_full(quotas.tasks)
@@ -235,7 +78,7 @@ async def create_task(
     values = {
         "title": data.title,
         "description": data.description,
-        **_completion(data.completed),
+        **completion_values(data.completed),
         "priority": data.priority.rank,
         "recurrence": data.recurrence,
         "repeat_from": data.repeat_from.value,
@@ -283,11 +126,11 @@ async def _write(
     The `If-Match` check is in the UPDATE's WHERE: of concurrent writers naming the same
     version, the first takes the row lock and raises the version (trigger); the others
     re-check the WHERE against the committed row after the lock and match nothing."""
-    check = _version_check(precondition)
-    stmt = cached(_update_statement, _shape(values), completion, check)
+    check = version_check(precondition)
+    stmt = cached(update_statement, shape_of(values), completion, check)
     params = {
-        **_parameters(values),
-        **_version_parameters(precondition),
+        **parameters(values),
+        **version_parameters(precondition),
         "user_id": user_id,
         "task_id": task_id,
     }
@@ -316,57 +159,6 @@ async def _completed(
     return row
 
 
-def _update_statement(shape: _Shape, completion: bool, check: str | None) -> Any:
-    """The UPDATE of `_write` (with the completion's extra columns when `completion`)."""
-    values = {**_column_sql(shape, profile_zone(_USER)), "updated_at": func.now()}
-    where = _this_task(check)
-    if not completion:
-        return update(t).where(*where).values(**values).returning(*COLUMNS)
-    # The row lock in the sub-select returns the latest committed `completed`, so of two
-    # concurrent completions only one sees the transition.
-    before = (
-        select(t.c.id, t.c.completed.label("was_completed"))
-        .where(*where)
-        .with_for_update()
-        .subquery("before")
-    )
-    return (
-        update(t)
-        .where(t.c.user_id == _USER, t.c.id == before.c.id)
-        .values(**values)
-        .returning(
-            *COLUMNS,
-            OPEN_SUBTASKS,
-            before.c.was_completed,
-            profile_zone(_USER).label("zone"),
-        )
-    )
-
-
-def _successor_statement(shape: _Shape) -> Any:
-    """Insert the next occurrence of task `done_id` (with its tags) unless it exists, in
-    one statement that also reports an existing successor and whether the quota fit."""
-    slot = room(_USER, "task_count", 1, bindparam("quota", type_=Integer()))
-    columns = _column_sql(shape, slot.c.timezone, inserting=True)
-    done_id = bindparam("done_id", type_=BigInteger())
-    source = select(slot.c.user_id, *columns.values())
-    created = (
-        insert(t)
-        .from_select(["user_id", *columns], source)
-        .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.previous_occurrence_id])
-        .returning(t.c.id)
-        .cte("created")
-    )
-    tagged = copy_tags(_USER, done_id, created)
-    existing = select(t.c.id).where(t.c.user_id == _USER, t.c.previous_occurrence_id == done_id)
-    return select(
-        select(created.c.id).scalar_subquery().label("created"),
-        existing.scalar_subquery().label("existing"),
-        exists(select(slot.c.user_id)).label("fits"),
-        exists(select(tagged.c.task_id)).label("tagged"),
-    )
-
-
 async def _next_occurrence(
     session: Session, user_id: str, done: Mapping[str, Any], quotas: Quotas
 ) -> int | None:
@@ -393,11 +185,11 @@ async def _next_occurrence(
         "list_id": done["list_id"],
         "parent_id": done["parent_id"],
         "previous_occurrence_id": done["id"],
-        **_due_values(due),
+        **due_values(due),
     }
-    stmt = cached(_successor_statement, _shape(columns))
+    stmt = cached(successor_statement, shape_of(columns))
     params = {
-        **_parameters(columns),
+        **parameters(columns),
         "user_id": user_id,
         "quota": quotas.tasks,
         "done_id": done["id"],
@@ -425,7 +217,7 @@ async def replace_task(
     values = {
         "title": data.title,
         "description": data.description,
-        **_completion(data.completed),
+        **completion_values(data.completed),
     }
     return await _write(
         session, user_id, task_id, values, quotas, completion=True, precondition=precondition
@@ -457,11 +249,11 @@ async def update_task(
     if data.repeat_from is not None:
         values["repeat_from"] = data.repeat_from.value
     if "due_date" in sent:
-        values.update(_due_values(data.due_date))
+        values.update(due_values(data.due_date))
     if "remind_at" in sent:
         values.update(remind_at=data.remind_at, reminder_dismissed_at=None)
     if data.completed is not None:
-        values.update(_completion(data.completed))
+        values.update(completion_values(data.completed))
     if not values and data.tags is None:
         current = await get_task(session, user_id, task_id)
         check_current(current, precondition)
@@ -489,7 +281,7 @@ async def set_completion(
     precondition: Precondition | None = None,
 ) -> dict[str, Any]:
     """Toggle completion, or set it when `completed` is given."""
-    values = _TOGGLE_VALUES if completed is None else _completion(completed)
+    values = TOGGLE_VALUES if completed is None else completion_values(completed)
     return await _write(
         session, user_id, task_id, values, quotas, completion=True, precondition=precondition
     )
@@ -499,14 +291,10 @@ async def delete_task(
     session: Session, user_id: str, task_id: int, precondition: Precondition | None = None
 ) -> None:
     """Delete the task; its subtasks go with it (foreign key cascade)."""
-    stmt = cached(_delete_statement, _version_check(precondition))
-    params = {**_version_parameters(precondition), "user_id": user_id, "task_id": task_id}
+    stmt = cached(delete_statement, version_check(precondition))
+    params = {**version_parameters(precondition), "user_id": user_id, "task_id": task_id}
     if (await session.execute(stmt, params)).first() is None:
         raise await refused(session, user_id, task_id, precondition)
-
-
-def _delete_statement(check: str | None) -> Any:
-    return delete(t).where(*_this_task(check)).returning(t.c.id)
 
 
 async def delete_completed(session: Session, user_id: str, list_id: int | None) -> int:
