@@ -15,11 +15,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Integer, bindparam, select, text
 
 from tests.conftest import TEST_SECRET, User, make_settings, make_token
 from todo_api import cli
 from todo_api.config import Settings
+from todo_api.db.statements import Statement
 from todo_api.deps import ContextDep
 from todo_api.http.middleware import user_hash
 from todo_api.main import create_app
@@ -209,6 +210,29 @@ async def test_database_error_log_carries_no_statement_parameters(
     (error,) = [r for r in all_logs.records if r.name == "todo_api.errors"]
     assert error.exc_info is not None
     assert "division by zero" in JsonFormatter().format(error)  # the cause is still told
+    assert_absent(rendered(all_logs.records), {"statement parameter": marker})
+
+
+async def test_a_refused_parameter_value_is_not_in_the_error_log(
+    all_logs: pytest.LogCaptureFixture, owner_url: str
+) -> None:
+    # asyncpg's message for a value it cannot encode quotes the value.
+    app = create_app(make_settings(owner_url))
+    marker = f"value-{uuid.uuid4().hex}"
+    number = Statement(select(bindparam("n", type_=Integer)))
+
+    async def explode(ctx: ContextDep, payload: dict[str, Any]) -> None:
+        await ctx.session.execute(number, {"n": payload["text"]})
+
+    app.add_api_route("/api/me/boom", explode, methods=["POST"])
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            headers = {"Authorization": f"Bearer {make_token('boom-user')}"}
+            response = await http.post("/api/me/boom", json={"text": marker}, headers=headers)
+    assert response.status_code == 500
+    (error,) = [r for r in all_logs.records if r.name == "todo_api.errors"]
+    assert "invalid input for query argument" in JsonFormatter().format(error)
     assert_absent(rendered(all_logs.records), {"statement parameter": marker})
 
 

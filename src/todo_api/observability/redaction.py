@@ -1,14 +1,17 @@
 """Keep request data out of logs that libraries write.
 
-SQLAlchemy's engine logger, when someone turns it up to INFO or DEBUG, prints every
-statement's parameters and every fetched row: task titles, descriptions, user ids. Its
-exceptions print the parameters too, and an unexpected one ends up in the error log
-with its traceback. Both are neutralised here, whatever the configured log level.
+SQLAlchemy's engine logger (Alembic's engine), when someone turns it up to INFO or
+DEBUG, prints every statement's parameters and every fetched row: task titles,
+descriptions, user ids. Error messages quote parameters too (SQLAlchemy's statement
+errors; asyncpg's "invalid input for query argument $1: '<value>'"), and an unexpected
+one ends up in the error log with its traceback. All are neutralised here, whatever
+the configured log level.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from sqlalchemy.exc import StatementError
 
@@ -16,6 +19,8 @@ from sqlalchemy.exc import StatementError
 _PARAMETERS = "[%s] %r"
 _ROW = "Row %r"
 _ENGINE_LOGGER = "sqlalchemy.engine.Engine"
+#: asyncpg's refusal of a parameter value, which quotes the value.
+_ARGUMENT_VALUE = re.compile(r"(invalid input for query argument \$\d+): .*? \(", re.DOTALL)
 
 
 class SqlDataFilter(logging.Filter):
@@ -43,11 +48,15 @@ def install_log_redaction() -> None:
 
 
 def hide_statement_parameters(error: BaseException) -> None:
-    """Make every SQLAlchemy statement error in `error`'s chain render without parameters."""
+    """Make every error in `error`'s chain render without statement parameters."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, StatementError):
             current.hide_parameters = True
+        elif current.args and isinstance(current.args[0], str):
+            hidden = _ARGUMENT_VALUE.sub(r"\1: [value hidden] (", current.args[0])
+            if hidden != current.args[0]:
+                current.args = (hidden, *current.args[1:])
         current = current.__cause__ or current.__context__
