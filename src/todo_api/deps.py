@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from todo_api.auth.principal import RESERVED_USER_IDS, Principal
+from todo_api.auth.principal import Principal
 from todo_api.config import Settings
 from todo_api.db.database import Database, Session
-from todo_api.errors import NotFound, Unauthorized
-from todo_api.http.problems import allowed_methods
+from todo_api.errors import Unauthorized
 from todo_api.http.timeouts import COMMITTING
 from todo_api.schemas.common import MAX_ID
 from todo_api.services.cursors import CursorCodec
@@ -69,20 +67,6 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-def _check_path_user(request: Request) -> None:
-    """A resource word is never a user id. (That `/api/{user_id}/...` names the caller
-    is checked before routing, by `PathUserMiddleware`.)"""
-    named = request.scope["path_params"].get("user_id")
-    if named is None or named == "me" or named not in RESERVED_USER_IDS:
-        return
-    # `/api/tasks` with a profile method is a 405 on the task collection; a word with
-    # no routes of its own is a 404.
-    allowed = allowed_methods(request)
-    if allowed:
-        raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
-    raise NotFound()
-
-
 async def get_context(request: Request) -> AsyncIterator[Context]:
     """One transaction per request, opened as the caller and committed before the response.
 
@@ -91,7 +75,6 @@ async def get_context(request: Request) -> AsyncIterator[Context]:
     has its statements planned for its values (see `Database.transaction`).
     """
     principal = principal_of(request)
-    _check_path_user(request)
     shared: Shared = request.app.state.shared
     params = request.query_params
     searching = bool(params.get("q") or params.get("search"))

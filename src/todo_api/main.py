@@ -180,20 +180,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
 
-    # Literal routes first: `/api/tasks` must never be taken for `/api/{user_id}`.
     app.include_router(health.router)
     app.state.metrics = Metrics()
     app.state.metrics.app_state = app.state
     if settings.metrics_enabled:
         app.include_router(metrics.router, include_in_schema=False)
-    resources = (tasks.router, lists.router, tags.router, reminders.router, changes.router)
-    for router in resources:
-        app.include_router(router, prefix="/api", include_in_schema=False)
-    # `{user_id}` is checked before routing (`PathUserMiddleware`, `deps.get_context`);
-    # `_openapi` documents it.
-    for router in resources:
+    # Tasks first: the router tries routes in order, and most requests are for tasks.
+    # `{user_id}` is checked, and the short aliases (`/api/tasks/...`) are mapped to
+    # `/api/me/...`, before routing (`PathUserMiddleware`); `_openapi` documents it.
+    for router in (
+        tasks.router,
+        lists.router,
+        tags.router,
+        reminders.router,
+        changes.router,
+        profile.router,
+    ):
         app.include_router(router, prefix="/api/{user_id}")
-    app.include_router(profile.router, prefix="/api/{user_id}")
 
     # Added innermost first: the request meets them in the reverse order.
     # Inside the time limit: it reads JSON bodies, and a client trickling one in must

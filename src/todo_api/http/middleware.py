@@ -290,11 +290,18 @@ class AuthenticationMiddleware:
         await self.app(scope, receive, send)
 
 
+#: Set in the request's state when it came by a short alias (`/api/tasks/...`).
+ALIAS = "alias"
+
+
 class PathUserMiddleware:
-    """`/api/{user_id}/...` must name the verified caller (or `me`), else 403.
+    """`/api/{user_id}/...` must name the verified caller (or `me`), else 403; the short
+    aliases (`/api/tasks/...`, `/api/lists/...`, ...) are `/api/me/...`.
 
     It runs after the rate-limit layer (a flood is 429 before it is 403) and before
-    routing and validation (403 before 404/422).
+    routing and validation (403 before 404/422). An alias is rewritten here, so every
+    spelling reaches the one route of its endpoint (and a resource word can never be
+    taken for a user id); `routes.spelled` writes URLs back in the request's spelling.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -308,7 +315,10 @@ class PathUserMiddleware:
         path: str = scope["path"]
         segments = path.split("/", 3)
         named = segments[2] if len(segments) >= 3 else ""
-        if named and named not in RESERVED_USER_IDS and named != principal.user_id:
+        if named in RESERVED_USER_IDS and named != "me":
+            _state(scope)[ALIAS] = True
+            scope = {**scope, "path": "/api/me/" + path[5:]}
+        elif named and named != "me" and named != principal.user_id:
             await send_problem(
                 scope,
                 send,

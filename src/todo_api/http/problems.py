@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope, Send
 
-from todo_api.auth.principal import RESERVED_USER_IDS
 from todo_api.db.constraints import database_problem
 from todo_api.errors import AppError
 
@@ -199,13 +198,9 @@ def allowed_methods(request: Request) -> list[str]:
     for route in iter_route_contexts(request.app.routes):
         if not route.methods:
             continue
-        match, child = route.matches(scope)
-        if match is Match.NONE:
-            continue
-        user_id = child.get("path_params", {}).get("user_id")
-        if user_id in RESERVED_USER_IDS and user_id != "me":
-            continue  # `/api/tasks` is not the profile of a user called "tasks"
-        methods |= set(route.methods)
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= set(route.methods)
     return sorted(methods)
 
 
