@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from todo_api.auth import AuthConfig, TokenVerifier
+from todo_api.auth.tokens import AuthConfig, TokenVerifier
 
 SECRET = b"bench-only-hs256-secret-of-at-least-32-bytes"
 ISSUER = "https://auth.example.com"

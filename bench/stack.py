@@ -55,9 +55,9 @@ async def measure(
         RATE_LIMIT_PER_MINUTE="1000000",
     )
     from todo_api.hotpath import HotPathMiddleware
-    from todo_api.logs import configure_logging
+    from todo_api.observability.logs import configure_logging
     from todo_api.main import create_app
-    from todo_api.responses import task_response
+    from todo_api.http.responses import task_response
     from todo_api.services import tasks as service
 
     configure_logging()

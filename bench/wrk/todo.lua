@@ -1,16 +1,27 @@
--- wrk script for bench/run.py: rotates real tokens over many users and their real tasks.
+-- wrk script for bench/run.py: every request as a random seeded user, with that user's
+-- real token, on one of its real tasks. The request templates are bench/endpoints.py's.
 --
 -- Environment:
---   BENCH_USERS_FILE    lines of `kind user_id token id id ...` (from bench/seed.py)
---   BENCH_ENDPOINT      list | list_filtered | get | create | patch | complete
---   BENCH_SELECT        user (default) | heavy | all: which lines of the file to use
---   BENCH_COUNT_STATUS  1 to count responses per status code (printed by done()); off
---                       by default because a Lua response() callback makes wrk parse
---                       every response, taking CPU from the server on a 2-core machine.
+--   BENCH_USERS_FILE     lines of `user_id token tag id id ...` (bench/seed.py)
+--   BENCH_METHOD         GET, POST, PATCH
+--   BENCH_PATH           e.g. /api/{user}/tasks/{id}: {user} the user's id, {id} one of its
+--                        tasks, {tag} its most used tag
+--   BENCH_BODY           the body, {n} a counter (empty: no body)
+--   BENCH_VERSIONS_FILE  for If-Match: lines of `user_id token id version`. Each thread
+--                        takes every BENCH_THREADS-th line and goes round them in turn,
+--                        sending If-Match with the version and counting it up (a task
+--                        comes round again long after its previous PATCH has returned)
+--   BENCH_THREADS        wrk's -t
+--   BENCH_COUNT_STATUS   1: count responses per status code (printed by done()); off by
+--                        default, since a response() hook makes wrk parse every
+--                        response, which takes CPU from the server on a small machine
 
-local endpoint = os.getenv("BENCH_ENDPOINT") or "list"
+local method = os.getenv("BENCH_METHOD") or "GET"
+local path_template = os.getenv("BENCH_PATH") or error("BENCH_PATH is not set")
+local body_template = os.getenv("BENCH_BODY") or ""
 local users_file = os.getenv("BENCH_USERS_FILE") or error("BENCH_USERS_FILE is not set")
-local select_kind = os.getenv("BENCH_SELECT") or "user"
+local versions_file = os.getenv("BENCH_VERSIONS_FILE") or ""
+local thread_count = tonumber(os.getenv("BENCH_THREADS") or "1")
 local count_status = os.getenv("BENCH_COUNT_STATUS") == "1"
 
 local threads = {}
@@ -22,63 +33,83 @@ function setup(thread)
 end
 
 local users = {}
+local entries = {}
+local position = 1
 local counter = 0
 statuses = {}
 
-local function load_users()
+local function words(line)
+   local fields = {}
+   for word in line:gmatch("%S+") do
+      fields[#fields + 1] = word
+   end
+   return fields
+end
+
+local function load()
    for line in io.lines(users_file) do
-      local fields = {}
-      for word in line:gmatch("%S+") do
-         fields[#fields + 1] = word
-      end
-      if #fields >= 4 and (select_kind == "all" or fields[1] == select_kind) then
+      local fields = words(line)
+      if #fields >= 4 then
          local ids = {}
          for i = 4, #fields do
             ids[#ids + 1] = fields[i]
          end
-         users[#users + 1] = { auth = "Bearer " .. fields[3], ids = ids }
+         users[#users + 1] = {
+            id = fields[1], auth = "Bearer " .. fields[2], tag = fields[3], ids = ids,
+         }
       end
    end
    if #users == 0 then
-      error("no '" .. select_kind .. "' users with task ids in " .. users_file)
+      error("no users with task ids in " .. users_file)
+   end
+   if versions_file ~= "" then
+      local index = 0
+      for line in io.lines(versions_file) do
+         local fields = words(line)
+         if #fields == 4 then
+            if index % thread_count == (thread_number or 1) - 1 then
+               entries[#entries + 1] = {
+                  id = fields[1], auth = "Bearer " .. fields[2], tag = "",
+                  task = fields[3], version = tonumber(fields[4]),
+               }
+            end
+            index = index + 1
+         end
+      end
+      if #entries == 0 then
+         error("no tasks for this thread in " .. versions_file)
+      end
    end
 end
 
 function init(args)
-   load_users()
+   load()
    -- Each thread its own sequence, so the threads do not hit the same rows in lockstep.
    math.randomseed(os.time() * 100 + (thread_number or 0))
 end
 
-local function pick()
-   local user = users[math.random(#users)]
-   return user, user.ids[math.random(#user.ids)]
-end
-
 function request()
    counter = counter + 1
-   local user, id = pick()
-   if endpoint == "list" then
-      return wrk.format("GET", "/api/me/tasks?limit=20", { Authorization = user.auth })
-   elseif endpoint == "list_filtered" then
-      return wrk.format("GET", "/api/me/tasks?status=pending&sort=title&limit=20",
-                        { Authorization = user.auth })
-   elseif endpoint == "get" then
-      return wrk.format("GET", "/api/me/tasks/" .. id, { Authorization = user.auth })
-   elseif endpoint == "create" then
-      local body = '{"title":"Load test task ' .. counter
-         .. '","description":"Created by bench/run.py."}'
-      return wrk.format("POST", "/api/me/tasks",
-                        { Authorization = user.auth, ["Content-Type"] = "application/json" }, body)
-   elseif endpoint == "patch" then
-      local body = '{"title":"Renamed by the load test ' .. counter .. '"}'
-      return wrk.format("PATCH", "/api/me/tasks/" .. id,
-                        { Authorization = user.auth, ["Content-Type"] = "application/json" }, body)
-   elseif endpoint == "complete" then
-      return wrk.format("PATCH", "/api/me/tasks/" .. id .. "/complete",
-                        { Authorization = user.auth })
+   local user, task
+   local headers = {}
+   if #entries > 0 then
+      user = entries[position]
+      position = position % #entries + 1
+      task = user.task
+      headers["If-Match"] = '"' .. user.version .. '"'
+      user.version = user.version + 1
+   else
+      user = users[math.random(#users)]
+      task = user.ids[math.random(#user.ids)]
    end
-   error("unknown BENCH_ENDPOINT " .. endpoint)
+   headers["Authorization"] = user.auth
+   local path = path_template:gsub("{user}", user.id):gsub("{id}", task):gsub("{tag}", user.tag)
+   local body = nil
+   if body_template ~= "" then
+      body = body_template:gsub("{n}", tostring(counter))
+      headers["Content-Type"] = "application/json"
+   end
+   return wrk.format(method, path, headers, body)
 end
 
 if count_status then

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from sqlalchemy.sql.elements import ClauseElement
 
 from todo_api.config import Settings
 from todo_api.db.breaker import CircuitBreaker
@@ -67,7 +68,7 @@ class Session:
         self.connection = connection
 
     async def execute(
-        self, statement: Statement | Any, params: Mapping[str, Any] | None = None
+        self, statement: Statement | ClauseElement, params: Mapping[str, Any] | None = None
     ) -> Result:
         """Run `statement`: a `Statement`, or any Core statement, compiled now (with
         `params` for its `bindparam`s, or with the values written into it)."""
