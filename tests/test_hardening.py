@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -74,7 +75,7 @@ async def test_preflight_from_the_frontend_is_allowed(
     allowed = response.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed
     assert int(response.headers["access-control-max-age"]) > 0
-    assert "access-control-allow-credentials" not in response.headers
+    assert response.headers["access-control-allow-credentials"] == "true"
     assert "Origin" in response.headers["vary"]
 
 
@@ -105,7 +106,9 @@ async def test_simple_request_from_another_origin_gets_no_allow_origin(alice: Us
 async def test_allowed_origin_is_echoed_never_a_wildcard(alice: User) -> None:
     response = await alice.get("/api/me/tasks", headers={"Origin": ORIGIN})
     assert response.headers["access-control-allow-origin"] == ORIGIN
-    assert "access-control-allow-credentials" not in response.headers
+    # Credentials may be included (`fetch(..., {credentials: "include"})`): the API
+    # reads only the Authorization header, never a cookie.
+    assert response.headers["access-control-allow-credentials"] == "true"
     assert "Origin" in response.headers["vary"]
 
 
@@ -162,11 +165,66 @@ async def test_500_carries_cors_headers_and_a_generic_problem(owner_url: str) ->
     assert response.headers["access-control-allow-origin"] == ORIGIN
 
 
-async def test_no_configured_origins_means_no_cross_origin_access(owner_url: str) -> None:
+LOCAL_FRONTENDS = [
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:5173",
+    "http://[::1]:3000",
+    "http://localhost",
+]
+
+
+@pytest.mark.parametrize("origin", LOCAL_FRONTENDS)
+async def test_development_without_origins_allows_local_frontends(
+    owner_url: str, origin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="todo_api")
     async with running(create_app(make_settings(owner_url, cors_origins=[]))) as http:
-        simple = await http.get("/healthz", headers={"Origin": ORIGIN})
-        refused = await http.options("/api/me/tasks", headers=preflight())
+        allowed = await http.options("/api/me/tasks", headers={**preflight(), "Origin": origin})
+        simple = await http.get("/healthz", headers={"Origin": origin})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == origin
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert simple.headers["access-control-allow-origin"] == origin
+    assert any("local development origins" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        EVIL,
+        "https://localhost:3000",  # the local default is plain HTTP only
+        "http://localhost.evil.example",
+        "http://localhost:3000.evil.example",
+        "http://127.0.0.2:3000",
+        "null",
+    ],
+)
+async def test_the_local_default_allows_nothing_else(owner_url: str, origin: str) -> None:
+    async with running(create_app(make_settings(owner_url, cors_origins=[]))) as http:
+        refused = await http.options("/api/me/tasks", headers={**preflight(), "Origin": origin})
+    assert_problem(refused, 400, "cors_refused")
+    assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_production_without_origins_allows_no_cross_origin_access(
+    owner_url: str,
+) -> None:
+    settings = production(owner_url, cors_origins=[])
+    async with running(create_app(settings)) as http:
+        simple = await http.get("/healthz", headers={"Origin": "http://localhost:3000"})
+        refused = await http.options(
+            "/api/me/tasks", headers={**preflight(), "Origin": "http://localhost:3000"}
+        )
     assert "access-control-allow-origin" not in simple.headers
+    assert_problem(refused, 400, "cors_refused")
+
+
+async def test_configured_origins_replace_the_local_default(owner_url: str) -> None:
+    async with running(create_app(make_settings(owner_url))) as http:
+        refused = await http.options(
+            "/api/me/tasks", headers={**preflight(), "Origin": "http://localhost:3000"}
+        )
     assert_problem(refused, 400, "cors_refused")
 
 

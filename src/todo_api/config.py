@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         )
 
     @property
+    def cors_allows_local_origins(self) -> bool:
+        """Development without `CORS_ORIGINS`: any loopback origin may call the API (a
+        frontend's dev server on `http://localhost:3000`, Vite's on 5173, ...)."""
+        return not self.is_production and not self.cors_origins
+
+    @property
     def show_docs(self) -> bool:
         return self.docs_enabled if self.docs_enabled is not None else not self.is_production
 

@@ -61,6 +61,10 @@ EXPOSED_HEADERS = [
 ]
 
 
+#: The origins CORS allows in development when `CORS_ORIGINS` is not set: any port on a
+#: loopback host, over plain HTTP (what `next dev`, Vite and friends serve).
+LOCAL_ORIGINS = r"http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
+
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -116,6 +120,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         else:
             _report_isolation(database, settings, database.plan.url)
         await verifier.start()
+        if settings.cors_allows_local_origins:
+            log.info(
+                "CORS: CORS_ORIGINS is not set; allowing local development origins "
+                "(http://localhost:*, http://127.0.0.1:*, http://[::1]:*). "
+                "Set CORS_ORIGINS for any other frontend (required in production)."
+            )
         app.state.database = database
         app.state.verifier = verifier
         app.state.shared = Shared(
@@ -211,6 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.cors_origins,
+        allow_origin_regex=LOCAL_ORIGINS if settings.cors_allows_local_origins else None,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=[
             "Authorization",
@@ -221,7 +232,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "X-Request-ID",
         ],
         expose_headers=EXPOSED_HEADERS,
-        allow_credentials=False,
+        # Safe: the API authenticates by header only (cookies never count), and the
+        # allowed origin is echoed, never `*`. Frontends that fetch with
+        # `credentials: 'include'` need it.
+        allow_credentials=True,
         max_age=600,
     )
     app.add_middleware(
