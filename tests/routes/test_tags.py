@@ -86,7 +86,9 @@ async def test_rename_onto_an_existing_tag_merges_them(alice: User) -> None:
 async def test_delete_removes_the_tag_from_its_tasks(alice: User) -> None:
     task = await create(alice, tags=["a", "b"])
     tag = by_name(await tags_of(alice))["a"]
-    assert (await alice.delete(f"/api/me/tags/{tag['id']}")).status_code == 204
+    deleted = await alice.delete(f"/api/me/tags/{tag['id']}")
+    assert deleted.status_code == 200
+    assert deleted.json() == {**tag, "task_count": 1}
     assert (await read(alice, task["id"]))["tags"] == ["b"]
     assert_problem(await alice.delete(f"/api/me/tags/{tag['id']}"), 404, "tag_not_found")
 

@@ -149,15 +149,58 @@ async def test_put_replaces_title_description_and_completed(alice: User, spellin
     assert await read(alice, task) == body
 
 
-async def test_put_resets_omitted_fields_to_defaults(alice: User, spelling: str) -> None:
+async def test_put_keeps_omitted_fields(alice: User, spelling: str) -> None:
+    # The spec's own PUT body on a completed task: it stays completed.
     task = await alice.create_task("Old", description="old text", completed=True)
-    response = await alice.put(f"{tasks_url(alice, spelling)}/{task['id']}", json={"title": "New"})
+    response = await alice.put(
+        f"{tasks_url(alice, spelling)}/{task['id']}", json={"title": "New", "description": "d"}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["title"] == "New"
-    assert body["description"] is None
-    assert body["completed"] is False
-    assert body["completed_at"] is None
+    assert (body["title"], body["description"]) == ("New", "d")
+    assert body["completed"] is True
+    assert body["completed_at"] == task["completed_at"]
+
+
+async def test_put_takes_a_partial_body_of_any_fields_post_takes(
+    alice: User, spelling: str
+) -> None:
+    task = await alice.create_task("Old", description="keep me")
+    response = await alice.put(
+        f"{tasks_url(alice, spelling)}/{task['id']}",
+        json={"completed": True, "priority": "high", "due_date": "2031-05-01", "tags": ["x"]},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["title"], body["description"]) == ("Old", "keep me")
+    assert (body["completed"], body["priority"], body["due_date"], body["tags"]) == (
+        True,
+        "high",
+        "2031-05-01",
+        ["x"],
+    )
+    assert await read(alice, task) == body
+
+
+async def test_put_null_clears_a_clearable_field(alice: User, spelling: str) -> None:
+    task = await alice.create_task("Old", description="text", due_date="2031-05-01")
+    response = await alice.put(
+        f"{tasks_url(alice, spelling)}/{task['id']}", json={"description": None, "due_date": None}
+    )
+    assert response.status_code == 200, response.text
+    assert (response.json()["description"], response.json()["due_date"]) == (None, None)
+    refused = await alice.put(f"{tasks_url(alice, spelling)}/{task['id']}", json={"title": None})
+    assert refused.status_code == 422
+
+
+async def test_put_and_patch_are_the_same_update(alice: User) -> None:
+    body = {"title": "Same", "priority": "low", "completed": True}
+    by_put = await alice.put(f"/api/me/tasks/{(await alice.create_task())['id']}", json=body)
+    by_patch = await alice.patch(f"/api/me/tasks/{(await alice.create_task())['id']}", json=body)
+    ignored = {"id", "created_at", "updated_at", "completed_at", "position"}
+    assert {k: v for k, v in by_put.json().items() if k not in ignored} == {
+        k: v for k, v in by_patch.json().items() if k not in ignored
+    }
 
 
 async def test_patch_changes_only_the_fields_sent(alice: User, spelling: str) -> None:
@@ -191,14 +234,43 @@ async def test_patch_with_empty_body_changes_nothing(alice: User, spelling: str)
     assert await read(alice, task) == task
 
 
-async def test_delete_is_204_then_the_task_is_gone(alice: User, spelling: str) -> None:
-    task = await alice.create_task("Doomed")
+async def test_delete_answers_the_deleted_task_then_it_is_gone(alice: User, spelling: str) -> None:
+    # Clients that call `.json()` on every 2xx (as the FastAPI/SQLModel tutorial's
+    # delete answers 200 with JSON) keep working.
+    task = await alice.create_task("Doomed", tags=["x"])
     url = f"{tasks_url(alice, spelling)}/{task['id']}"
     response = await alice.delete(url)
-    assert response.status_code == 204, response.text
-    assert response.content == b""
+    assert response.status_code == 200, response.text
+    assert response.json() == task
     assert_problem(await alice.get(url), 404, "task_not_found")
     assert_problem(await alice.delete(url), 404, "task_not_found")
+
+
+@pytest.mark.parametrize(
+    "prefer", ["return=minimal", "respond-async, return=minimal", 'RETURN="minimal"']
+)
+async def test_delete_with_prefer_minimal_is_204(alice: User, spelling: str, prefer: str) -> None:
+    task = await alice.create_task("Doomed")
+    url = f"{tasks_url(alice, spelling)}/{task['id']}"
+    response = await alice.delete(url, headers={"Prefer": prefer})
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    assert response.headers["preference-applied"] == "return=minimal"
+    assert_problem(await alice.get(url), 404, "task_not_found")
+
+
+@pytest.mark.parametrize("kind", ["lists", "tags"])
+async def test_lists_and_tags_honour_prefer_minimal(alice: User, kind: str) -> None:
+    if kind == "lists":
+        created = await alice.post("/api/me/lists", json={"name": "Garden"})
+        object_id = created.json()["id"]
+    else:
+        await alice.create_task(tags=["x"])
+        object_id = (await alice.get("/api/me/tags")).json()[0]["id"]
+    url = f"/api/me/{kind}/{object_id}"
+    response = await alice.delete(url, headers={"Prefer": "return=minimal"})
+    assert (response.status_code, response.content) == (204, b"")
+    assert (await alice.delete(url)).status_code == 404
 
 
 async def test_complete_without_body_toggles(alice: User, spelling: str) -> None:

@@ -19,7 +19,7 @@ async def task(alice: User) -> dict[str, Any]:
 
 
 async def write(user: User, how: str, task: dict[str, Any], **kwargs: Any) -> httpx.Response:
-    """Send a task body the way `how` names: create, replace (PUT) or update (PATCH)."""
+    """Send a task body the way `how` names: create (POST) or update (PUT or PATCH)."""
     if how == "create":
         return await user.post("/api/me/tasks", **kwargs)
     method = "PUT" if how == "put" else "PATCH"
@@ -204,9 +204,8 @@ async def test_bad_completion_body_is_422(alice: User, task: dict[str, Any], bod
     assert_problem(response, 422, "validation_failed")
 
 
-@pytest.mark.parametrize("how", ["create", "put"])
-async def test_missing_title_is_422(alice: User, task: dict[str, Any], how: str) -> None:
-    response = await write(alice, how, task, json={"description": "no title"})
+async def test_missing_title_is_422_on_create(alice: User, task: dict[str, Any]) -> None:
+    response = await write(alice, "create", task, json={"description": "no title"})
     body = assert_problem(response, 422, "validation_failed")
     assert body["errors"][0]["loc"] == ["body", "title"]
     assert body["errors"][0]["type"] == "missing"
@@ -217,11 +216,12 @@ async def test_missing_body_is_422(alice: User, task: dict[str, Any], how: str) 
     assert_problem(await write(alice, how, task), 422, "validation_failed")
 
 
-@pytest.mark.parametrize("field", ["title", "completed"])
-async def test_patch_with_explicit_null_is_422(
-    alice: User, task: dict[str, Any], field: str
+@pytest.mark.parametrize("how", ["put", "patch"])
+@pytest.mark.parametrize("field", ["title", "completed", "priority", "tags"])
+async def test_an_update_with_explicit_null_for_a_required_field_is_422(
+    alice: User, task: dict[str, Any], field: str, how: str
 ) -> None:
-    response = await alice.patch(f"/api/me/tasks/{task['id']}", json={field: None})
+    response = await write(alice, how, task, json={field: None})
     assert_problem(response, 422, "validation_failed")
     assert (await alice.get(f"/api/me/tasks/{task['id']}")).json() == task
 

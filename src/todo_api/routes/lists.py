@@ -17,6 +17,7 @@ from todo_api.http.preconditions import (
     etag,
     not_modified,
 )
+from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_response
 from todo_api.http.problems import error_responses
 from todo_api.routes import object_url
 from todo_api.schemas.common import MAX_ID
@@ -116,14 +117,17 @@ async def update_list(
 @router.delete(
     "/lists/{list_id}",
     summary="Delete a list",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=error_responses(401, 403, 404, 409, 412, 422, 428),
+    response_model=ListPublic,
+    responses={
+        **error_responses(401, 403, 404, 409, 412, 422, 428),
+        **deleted_responses(ListPublic),
+    },
 )
 async def delete_list(
     ctx: ContextDep,
     list_id: ListIdPath,
     precondition: IfMatchDep,
+    minimal: PreferMinimalDep,
     tasks: Annotated[
         ListTasksOnDelete,
         Query(
@@ -139,7 +143,9 @@ async def delete_list(
             description="With `tasks=move`: the list to move them to (omitted: the inbox).",
         ),
     ] = None,
-) -> None:
+) -> Response | ListPublic:
     """Delete the list. An empty list just goes; a list with tasks needs `tasks=delete`
-    or `tasks=move` (moved tasks keep their order, after the target's tasks)."""
-    await service.delete_list(ctx.session, ctx.user_id, list_id, tasks, move_to, precondition)
+    or `tasks=move` (moved tasks keep their order, after the target's tasks). Answers
+    200 with the list as it was (204 with `Prefer: return=minimal`)."""
+    row = await service.delete_list(ctx.session, ctx.user_id, list_id, tasks, move_to, precondition)
+    return minimal_response() if minimal else ListPublic.model_validate(row)

@@ -6,10 +6,11 @@ renamed (or merged) and deleted.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Response
 
 from todo_api.deps import ContextDep, TagIdPath
 from todo_api.http.preconditions import ETAG_HEADER, IfMatchDep, etag
+from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_response
 from todo_api.http.problems import error_responses
 from todo_api.schemas.tags import TagPublic, TagUpdate
 from todo_api.services import tags as service
@@ -54,11 +55,14 @@ async def rename_tag(
 @router.delete(
     "/tags/{tag_id}",
     summary="Delete a tag",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=error_responses(401, 403, 404, 412, 422, 428),
+    response_model=TagPublic,
+    responses={**error_responses(401, 403, 404, 412, 422, 428), **deleted_responses(TagPublic)},
 )
-async def delete_tag(ctx: ContextDep, tag_id: TagIdPath, precondition: IfMatchDep) -> None:
-    """Delete the tag; the tasks that carried it lose it. `If-Match`: only if the tag is
-    at that version."""
-    await service.delete_tag(ctx.session, ctx.user_id, tag_id, precondition)
+async def delete_tag(
+    ctx: ContextDep, tag_id: TagIdPath, precondition: IfMatchDep, minimal: PreferMinimalDep
+) -> Response | TagPublic:
+    """Delete the tag; the tasks that carried it lose it. Answers 200 with the tag as it
+    was (204 with `Prefer: return=minimal`). `If-Match`: only if the tag is at that
+    version."""
+    row = await service.delete_tag(ctx.session, ctx.user_id, tag_id, precondition)
+    return minimal_response() if minimal else TagPublic.model_validate(row)

@@ -20,6 +20,7 @@ from todo_api.http.preconditions import (
     etag,
     not_modified,
 )
+from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_response
 from todo_api.http.problems import error_responses
 from todo_api.http.responses import task_response, tasks_response
 from todo_api.routes import object_url, spelled
@@ -36,7 +37,6 @@ from todo_api.schemas.tasks import (
     TaskCreate,
     TaskMove,
     TaskPublic,
-    TaskReplace,
     TaskSort,
     TaskStatus,
     TaskUpdate,
@@ -277,17 +277,21 @@ async def get_task(
 
 
 @router.put(
-    "/tasks/{task_id}", summary="Replace a task", response_model=TaskPublic, responses=_WRITE_ONE
+    "/tasks/{task_id}",
+    summary="Update a task (PUT)",
+    response_model=TaskPublic,
+    responses=_WRITE_ONE,
 )
-async def replace_task(
+async def put_task(
     ctx: ContextDep,
     task_id: TaskIdPath,
-    data: TaskReplace,
+    data: TaskUpdate,
     precondition: IfMatchDep,
 ) -> Response:
-    """Replace `title`, `description` and `completed` (omitted ones take their defaults).
-    Every other field keeps its value. `If-Match`: only if the task is at that version."""
-    row = await task_writes.replace_task(
+    """The same update as PATCH, for clients that send PUT (as the Phase II spec's do):
+    every field optional, omitted fields keep their values, `null` clears a clearable
+    one. `If-Match`: only if the task is at that version."""
+    row = await task_writes.update_task(
         ctx.session, ctx.user_id, task_id, data, ctx.quotas, precondition
     )
     return task_response(row, headers={"ETag": etag(row["version"])})
@@ -302,9 +306,10 @@ async def update_task(
     data: TaskUpdate,
     precondition: IfMatchDep,
 ) -> Response:
-    """Change only the fields sent. `tags` replaces the whole set; `list_id`/`parent_id`
-    move the task to the end of that list or parent (subtasks follow). `If-Match`: only
-    if the task is at that version (else 412 with the current task in `current`)."""
+    """Change only the fields sent (PUT does the same): `null` clears a clearable field.
+    `tags` replaces the whole set; `list_id`/`parent_id` move the task to the end of
+    that list or parent (subtasks follow). `If-Match`: only if the task is at that
+    version (else 412 with the current task in `current`)."""
     row = await task_writes.update_task(
         ctx.session, ctx.user_id, task_id, data, ctx.quotas, precondition
     )
@@ -314,14 +319,17 @@ async def update_task(
 @router.delete(
     "/tasks/{task_id}",
     summary="Delete a task",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=error_responses(401, 403, 404, 412, 422, 428),
+    response_model=TaskPublic,
+    responses={**error_responses(401, 403, 404, 412, 422, 428), **deleted_responses(TaskPublic)},
 )
-async def delete_task(ctx: ContextDep, task_id: TaskIdPath, precondition: IfMatchDep) -> None:
-    """Delete the task for good, with its subtasks. `If-Match`: only if the task is at
-    that version."""
-    await task_writes.delete_task(ctx.session, ctx.user_id, task_id, precondition)
+async def delete_task(
+    ctx: ContextDep, task_id: TaskIdPath, precondition: IfMatchDep, minimal: PreferMinimalDep
+) -> Response:
+    """Delete the task for good, with its subtasks; answers 200 with the task as it was
+    (204 without a body with `Prefer: return=minimal`). `If-Match`: only if the task is
+    at that version."""
+    row = await task_writes.delete_task(ctx.session, ctx.user_id, task_id, precondition)
+    return minimal_response() if minimal else task_response(row)
 
 
 @router.patch(

@@ -1,4 +1,4 @@
-"""Task shapes: TaskCreate, TaskReplace, TaskUpdate, TaskCompletion, TaskMove, TaskPublic,
+"""Task shapes: TaskCreate, TaskUpdate, TaskCompletion, TaskMove, TaskPublic,
 TaskCompleted, and the list endpoint's enums."""
 
 from __future__ import annotations
@@ -76,21 +76,10 @@ class TaskCreate(_Input):
         return self
 
 
-class TaskReplace(_Input):
-    """PUT body: replaces title, description and completed (omitted ones take their defaults).
-    Every other field keeps its value."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"example": {"title": "Buy milk", "description": None, "completed": True}}
-    )
-
-    title: Line = _TITLE
-    description: Text | None = _DESCRIPTION
-    completed: StrictBool = False
-
-
 class TaskUpdate(_Input):
-    """PATCH body: only the fields present change."""
+    """PATCH and PUT body: every field optional; only the fields present change, `null`
+    clears a clearable one (`description`, `due_date`, `recurrence`, `remind_at`,
+    `list_id`, `parent_id`)."""
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, exists, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -97,9 +99,10 @@ async def delete_list(
     on_tasks: ListTasksOnDelete,
     move_to: int | None,
     precondition: Precondition | None = None,
-) -> None:
-    """Delete a list. With tasks in it: refused (409) unless `on_tasks` says to delete
-    them (with their subtasks) or to move them to `move_to` (None: the inbox).
+) -> Row:
+    """Delete a list; returns it as it was. With tasks in it: refused (409) unless
+    `on_tasks` says to delete them (with their subtasks) or to move them to `move_to`
+    (None: the inbox).
 
     The precondition is checked by the final DELETE; when it fails, the tasks deleted or
     moved before it are restored with the rest of the transaction."""
@@ -118,7 +121,7 @@ async def delete_list(
     if on_tasks is ListTasksOnDelete.refuse:
         # The foreign key also refuses (a task added concurrently): same 409.
         has_tasks = exists().where(t.c.user_id == user_id, t.c.list_id == list_id)
-        deleted = (await session.execute(stmt.where(~has_tasks).returning(lst.c.id))).first()
+        deleted = await _deleted(session, stmt.where(~has_tasks))
         if deleted is None:
             current = await get_list(session, user_id, list_id)
             if precondition is not None and not precondition.matches(current["version"]):
@@ -127,9 +130,20 @@ async def delete_list(
                 "The list still has tasks: pass `tasks=delete` or `tasks=move`.",
                 code="list_not_empty",
             )
-        return
-    if (await session.execute(stmt.returning(lst.c.id))).first() is None:
+        return deleted
+    deleted = await _deleted(session, stmt)
+    if deleted is None:
         raise await _refused(session, user_id, list_id, precondition)
+    return deleted
+
+
+async def _deleted(session: Session, stmt: Any) -> Row | None:
+    """Run the DELETE `stmt` of one list; the list as it was, or None when none matched
+    (the SELECT reads the snapshot the DELETE started from)."""
+    gone = stmt.returning(lst.c.id).cte("gone")
+    return (
+        await session.execute(select(*LIST_COLUMNS).where(lst.c.id.in_(select(gone.c.id))))
+    ).first()
 
 
 async def _move_tasks(session: Session, user_id: str, list_id: int, move_to: int | None) -> None:

@@ -255,11 +255,15 @@ async def rename_tag(
 
 async def delete_tag(
     session: Session, user_id: str, tag_id: int, precondition: Precondition | None = None
-) -> None:
-    """Delete a tag; the tasks that carried it simply lose it (and get a new version)."""
+) -> Row:
+    """Delete a tag; the tasks that carried it simply lose it (and get a new version).
+    Returns the tag as it was (the SELECT reads the snapshot the DELETE started from)."""
     await _touch_tasks(session, user_id, tag_id)
     stmt = delete(tg).where(tg.c.user_id == user_id, tg.c.id == tag_id)
     if precondition is not None:
         stmt = stmt.where(precondition.clause(tg.c.version))
-    if (await session.execute(stmt.returning(tg.c.id))).first() is None:
+    gone = stmt.returning(tg.c.id).cte("gone")
+    deleted = (await session.execute(with_count().where(tg.c.id.in_(select(gone.c.id))))).first()
+    if deleted is None:
         raise await _refused(session, user_id, tag_id, precondition)
+    return deleted

@@ -242,4 +242,7 @@ def successor_statement(shape: Shape) -> Any:
 
 
 def delete_statement(check: str | None) -> Any:
-    return delete(t).where(*_this_task(check)).returning(t.c.id)
+    """Delete one task, returning it as it was: the SELECT reads the snapshot the DELETE
+    started from (a data-modifying CTE's effects are not visible to its statement)."""
+    gone = delete(t).where(*_this_task(check)).returning(t.c.id).cte("gone")
+    return select(*COLUMNS).where(t.c.user_id == _USER, t.c.id.in_(select(gone.c.id)))

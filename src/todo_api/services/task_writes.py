@@ -18,10 +18,10 @@ from sqlalchemy import (
 )
 
 from todo_api.db.database import Session
-from todo_api.db.statements import cached
+from todo_api.db.statements import Row, cached
 from todo_api.errors import Unprocessable
 from todo_api.models import tasks_table as t
-from todo_api.schemas.tasks import TaskCreate, TaskMove, TaskPublic, TaskReplace, TaskUpdate
+from todo_api.schemas.tasks import TaskCreate, TaskMove, TaskPublic, TaskUpdate
 from todo_api.services import clock, recurrence
 from todo_api.services.positions import check_parent, move_task
 from todo_api.services.quotas import Quotas, tasks_full
@@ -204,26 +204,6 @@ async def _next_occurrence(
     return None
 
 
-async def replace_task(
-    session: Session,
-    user_id: str,
-    task_id: int,
-    data: TaskReplace,
-    quotas: Quotas,
-    precondition: Precondition | None = None,
-) -> dict[str, Any]:
-    """PUT: the Phase II fields take the given values (or their defaults); the others
-    keep theirs."""
-    values = {
-        "title": data.title,
-        "description": data.description,
-        **completion_values(data.completed),
-    }
-    return await _write(
-        session, user_id, task_id, values, quotas, completion=True, precondition=precondition
-    )
-
-
 async def update_task(
     session: Session,
     user_id: str,
@@ -232,7 +212,7 @@ async def update_task(
     quotas: Quotas,
     precondition: Precondition | None = None,
 ) -> dict[str, Any]:
-    """PATCH: only the fields the client sent change."""
+    """PATCH and PUT: only the fields the client sent change."""
     sent = data.model_fields_set
     placement = {name: getattr(data, name) for name in ("list_id", "parent_id") if name in sent}
     if placement:
@@ -289,12 +269,15 @@ async def set_completion(
 
 async def delete_task(
     session: Session, user_id: str, task_id: int, precondition: Precondition | None = None
-) -> None:
-    """Delete the task; its subtasks go with it (foreign key cascade)."""
+) -> Row:
+    """Delete the task (its subtasks go with it: foreign key cascade); returns it as it
+    was."""
     stmt = cached(delete_statement, version_check(precondition))
     params = {**version_parameters(precondition), "user_id": user_id, "task_id": task_id}
-    if (await session.execute(stmt, params)).first() is None:
+    row = (await session.execute(stmt, params)).first()
+    if row is None:
         raise await refused(session, user_id, task_id, precondition)
+    return row
 
 
 async def delete_completed(session: Session, user_id: str, list_id: int | None) -> int:
