@@ -173,6 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Multi-user tasks on PostgreSQL, for frontends that sign users in with JWTs.",
         lifespan=lifespan,
+        # Never a redirect built from the request's Host (trailing slashes on `/api` paths
+        # are served directly, see `PathUserMiddleware`).
+        redirect_slashes=False,
         docs_url="/docs" if settings.show_docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.show_docs else None,

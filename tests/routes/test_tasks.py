@@ -579,7 +579,7 @@ async def test_next_link_is_rfc8288_and_keeps_the_query(alice: User) -> None:
         await alice.create_task()
     response = await alice.get(tasks_url(alice), params={"limit": 2, "status": "pending"})
     link = response.headers["link"]
-    assert link.startswith("<http://testserver/api/me/tasks?")
+    assert link.startswith("</api/me/tasks?")  # relative: never built from Host
     assert link.endswith('>; rel="next"')
     query = httpx.URL(response.links["next"]["url"]).params
     assert query["limit"] == "2"

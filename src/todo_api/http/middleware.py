@@ -296,7 +296,8 @@ ALIAS = "alias"
 
 class PathUserMiddleware:
     """`/api/{user_id}/...` must name the verified caller (or `me`), else 403; the short
-    aliases (`/api/tasks/...`, `/api/lists/...`, ...) are `/api/me/...`.
+    aliases (`/api/tasks/...`, `/api/lists/...`, ...) are `/api/me/...`, and a trailing
+    slash is dropped.
 
     It runs after the rate-limit layer (a flood is 429 before it is 403) and before
     routing and validation (403 before 404/422). An alias is rewritten here, so every
@@ -313,6 +314,10 @@ class PathUserMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if len(path) > 5 and path.endswith("/"):
+            # `/api/me/tasks/` is `/api/me/tasks`: served directly, never redirected.
+            path = path.rstrip("/")
+            scope = {**scope, "path": path}
         segments = path.split("/", 3)
         named = segments[2] if len(segments) >= 3 else ""
         if named in RESERVED_USER_IDS and named != "me":

@@ -11,11 +11,22 @@ from todo_api.http.middleware import ALIAS
 
 
 def spelled(request: Request, url: URL) -> str:
-    """`url` (a path of this API) spelled like the request: a request that came by a
-    short alias (`/api/tasks/...`) is answered with short URLs too."""
-    if request.scope.get("state", {}).get(ALIAS) and url.path.startswith("/api/me/"):
-        url = url.replace(path="/api/" + url.path[len("/api/me/") :])
-    return str(url)
+    """`url` (a path of this API) as a relative reference spelled like the request: a
+    request that came by a short alias (`/api/tasks/...`) is answered with short URLs.
+
+    Relative, so no URL depends on the request's `Host` or scheme (which a client or a
+    proxy outside `FORWARDED_ALLOW_IPS` controls)."""
+    path = url.path
+    if request.scope.get("state", {}).get(ALIAS) and path.startswith("/api/me/"):
+        path = "/api/" + path[len("/api/me/") :]
+    return path + ("?" + url.query if url.query else "")
+
+
+def here(request: Request) -> URL:
+    """The request's own path and query, as a relative URL (the path encoded again: it
+    arrives decoded, and any user id must make a valid header)."""
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return URL(quote(request.scope["path"]) + ("?" + query if query else ""))
 
 
 def object_url(request: Request, route_name: str, **ids: int) -> str:
@@ -25,4 +36,4 @@ def object_url(request: Request, route_name: str, **ids: int) -> str:
     header value.
     """
     params = {name: quote(value, safe="") for name, value in request.path_params.items()}
-    return spelled(request, request.url_for(route_name, **ids, **params))
+    return spelled(request, URL(str(request.app.url_path_for(route_name, **ids, **params))))

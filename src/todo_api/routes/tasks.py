@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
@@ -23,7 +22,7 @@ from todo_api.http.preconditions import (
 from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_response
 from todo_api.http.problems import error_responses
 from todo_api.http.responses import task_response, tasks_response
-from todo_api.routes import object_url, spelled
+from todo_api.routes import here, object_url, spelled
 from todo_api.schemas.batch import BatchRequest, BatchResponse
 from todo_api.schemas.common import MAX_ID, Line
 from todo_api.schemas.tasks import (
@@ -170,10 +169,7 @@ def page_response(request: Request, page: task_list.TaskPage) -> Response:
     """A page of tasks, with the `Link` to the next one when there is one."""
     if page.next_cursor is None:
         return tasks_response(page.rows)
-    # `request.url` carries the decoded path: encode it again so that any user id
-    # (a space, `%`, `>`, non-Latin-1 letters) still makes a valid header.
-    here = request.url.replace(path=quote(request.scope["path"]))
-    next_url = spelled(request, here.include_query_params(cursor=page.next_cursor))
+    next_url = spelled(request, here(request).include_query_params(cursor=page.next_cursor))
     return tasks_response(page.rows, headers={"Link": f'<{next_url}>; rel="next"'})
 
 
