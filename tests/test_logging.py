@@ -125,6 +125,18 @@ async def test_each_request_logs_one_line_with_route_template_and_user_hash(
     assert line["user_hash"] != alice.id
 
 
+async def test_the_access_line_names_ignored_query_parameters(
+    all_logs: pytest.LogCaptureFixture, alice: User
+) -> None:
+    response = await alice.get(
+        "/api/me/tasks", params={"filter": "secret-value"}, headers={"X-Request-ID": "log-ign-1"}
+    )
+    assert response.status_code == 200
+    (line,) = [line for line in access_lines(all_logs.records) if line["request_id"] == "log-ign-1"]
+    assert line["ignored_params"] == "filter"
+    assert_absent(rendered(all_logs.records), {"query value": "secret-value"})
+
+
 async def test_user_hash_is_stable_per_user_and_differs_between_users(
     all_logs: pytest.LogCaptureFixture, alice: User, bob: User
 ) -> None:

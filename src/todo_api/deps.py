@@ -8,9 +8,9 @@ worker thread, and that hand-off costs more than the work itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 
@@ -18,6 +18,7 @@ from todo_api.auth.principal import Principal
 from todo_api.config import Settings
 from todo_api.db.database import Database, Session
 from todo_api.errors import Unauthorized
+from todo_api.http.middleware import IGNORED_PARAMS, route_template
 from todo_api.http.timeouts import COMMITTING
 from todo_api.schemas.common import MAX_ID
 from todo_api.services.cursors import CursorCodec
@@ -32,6 +33,32 @@ class Shared:
     settings: Settings
     quotas: Quotas
     codec: CursorCodec
+    #: The query parameters each operation reads, by (route template, method): from the
+    #: OpenAPI schema, so they are the routes' own declarations.
+    query_names: Mapping[tuple[str, str], frozenset[str]]
+
+
+def query_names(schema: Mapping[str, Any]) -> dict[tuple[str, str], frozenset[str]]:
+    """Every operation's query parameter names, from an OpenAPI schema."""
+    names = {}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            declared = operation.get("parameters", [])
+            names[path, method.upper()] = frozenset(
+                p["name"] for p in declared if p.get("in") == "query"
+            )
+    return names
+
+
+def _note_ignored_params(request: Request, shared: Shared) -> None:
+    """Query parameters the route does not read are ignored, but never silently: they
+    are named in the response (`Ignored-Query-Params`) and in the access log."""
+    known = shared.query_names.get((route_template(request.scope), request.method))
+    if known is None:
+        return
+    ignored = [name for name in request.query_params if name not in known]
+    if ignored:
+        request.scope["state"][IGNORED_PARAMS] = ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +103,11 @@ async def get_context(request: Request) -> AsyncIterator[Context]:
     """
     principal = principal_of(request)
     shared: Shared = request.app.state.shared
-    params = request.query_params
-    searching = bool(params.get("q") or params.get("search"))
+    searching = False
+    if request.scope["query_string"]:
+        params = request.query_params
+        searching = bool(params.get("q") or params.get("search"))
+        _note_ignored_params(request, shared)
     async with shared.database.transaction(principal.user_id, custom_plans=searching) as session:
         yield Context(principal, session, shared)
         # From here on the request may not be abandoned by its time limit.

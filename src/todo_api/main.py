@@ -18,7 +18,7 @@ from todo_api.config import Settings, get_settings
 from todo_api.db import embedded
 from todo_api.db.database import Database
 from todo_api.db.urls import redact
-from todo_api.deps import Shared
+from todo_api.deps import Shared, query_names
 from todo_api.errors import DatabaseUnavailable
 from todo_api.http.cors import ProblemCORSMiddleware
 from todo_api.http.middleware import (
@@ -58,6 +58,8 @@ EXPOSED_HEADERS = [
     "X-Request-ID",
     "ETag",
     "Idempotency-Replayed",
+    "Ignored-Query-Params",
+    "Preference-Applied",
 ]
 
 
@@ -133,6 +135,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings=settings,
             quotas=app.state.quotas,
             codec=CursorCodec(_cursor_key(settings)),
+            query_names=query_names(app.openapi()),
         )
         app.state.readiness = health.ReadinessProbe(database)
         if settings.is_production:

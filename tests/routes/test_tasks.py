@@ -479,7 +479,7 @@ async def test_limit_out_of_range_is_422(alice: User, limit: str) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"status": "done"}, {"sort": "modified"}, {"order": "up"}, {"sort": ""}],
+    [{"status": "finished"}, {"sort": "modified"}, {"order": "up"}, {"sort": ""}],
 )
 async def test_unknown_list_parameter_value_is_422(alice: User, params: dict[str, str]) -> None:
     assert_problem(await alice.get(tasks_url(alice), params=params), 422, "validation_failed")

@@ -103,6 +103,9 @@ class RequestContextMiddleware:
                 if api and not any(h[0] == b"cache-control" for h in headers):
                     headers.append(_NO_STORE)
                 headers.extend(ours)
+                ignored = state.get(IGNORED_PARAMS)
+                if ignored:
+                    headers.append((b"ignored-query-params", _shown(ignored).encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -126,8 +129,20 @@ class RequestContextMiddleware:
                     "user_hash": user_hash(principal.user_id, self.user_salt)
                     if isinstance(principal, Principal)
                     else None,
+                    **(
+                        {"ignored_params": _shown(state[IGNORED_PARAMS])}
+                        if IGNORED_PARAMS in state
+                        else {}
+                    ),
                 },
             )
+
+
+def _shown(names: list[str]) -> str:
+    """Ignored parameter names for a header or a log line: at most 20, each printable
+    ASCII without commas (others as `?`)."""
+    shown = [name if _SHOWN_NAME.fullmatch(name) else "?" for name in names[:20]]
+    return ", ".join(shown) + (", ..." if len(names) > 20 else "")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -292,6 +307,10 @@ class AuthenticationMiddleware:
 
 #: Set in the request's state when it came by a short alias (`/api/tasks/...`).
 ALIAS = "alias"
+#: The query parameter names the route ignored (`deps.get_context` sets them).
+IGNORED_PARAMS = "ignored_params"
+#: Names echoed in `Ignored-Query-Params`: short, printable, no list separator.
+_SHOWN_NAME = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,64}")
 
 
 class PathUserMiddleware:

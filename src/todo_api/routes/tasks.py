@@ -24,23 +24,18 @@ from todo_api.http.problems import error_responses
 from todo_api.http.responses import task_response, tasks_response
 from todo_api.routes import here, object_url, spelled
 from todo_api.schemas.batch import BatchRequest, BatchResponse
-from todo_api.schemas.common import MAX_ID, Line
+from todo_api.schemas.common import MAX_ID
+from todo_api.schemas.task_query import TaskListParams
 from todo_api.schemas.tasks import (
-    DEFAULT_ORDER,
     ClearableStatus,
     DeletedCount,
-    SortOrder,
-    TagMode,
     TaskCompleted,
     TaskCompletion,
     TaskCreate,
     TaskMove,
     TaskPublic,
-    TaskSort,
-    TaskStatus,
     TaskUpdate,
 )
-from todo_api.schemas.values import DueValue, Priority, TagName
 from todo_api.services import batch as batch_service
 from todo_api.services import positions, task_list, task_writes
 from todo_api.services import tasks as service
@@ -78,88 +73,32 @@ _WRITE_ONE: dict[int | str, dict[str, Any]] = {
     },
 )
 async def list_tasks(
-    request: Request,
-    ctx: ContextDep,
-    status_filter: Annotated[
-        TaskStatus, Query(alias="status", description="Which tasks to include.")
-    ] = TaskStatus.all,
-    sort: Annotated[TaskSort, Query(description="Sort key; `id` breaks ties.")] = TaskSort.created,
-    order: Annotated[
-        SortOrder | None,
-        Query(
-            description="Default: `desc` for `created`, `updated` and `priority` (newest, "
-            "highest first), `asc` otherwise. NULL due dates always come last."
-        ),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size (max 200).")] = 50,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=1024, description='From the previous page\'s `Link: rel="next"`.'),
-    ] = None,
-    q: Annotated[
-        Line | None,
-        Query(
-            min_length=1,
-            max_length=200,
-            description="Case-insensitive substring of the title or the description.",
-            examples=["milk"],
-        ),
-    ] = None,
-    priority: Annotated[
-        list[Priority] | None, Query(description="Repeatable: any of these priorities.")
-    ] = None,
-    tag: Annotated[
-        list[TagName] | None,
-        Query(max_length=20, description="Repeatable (`tag=a&tag=b`); see `tag_mode`."),
-    ] = None,
-    tag_mode: Annotated[
-        TagMode, Query(description="`any`: at least one of the tags; `all`: every one.")
-    ] = TagMode.any,
-    list_id: Annotated[
-        int | None, Query(ge=0, le=MAX_ID, description="Tasks of this list; `0`: the inbox.")
-    ] = None,
-    parent_id: Annotated[
-        int | None,
-        Query(ge=0, le=MAX_ID, description="Subtasks of this task; `0`: top-level tasks."),
-    ] = None,
-    due_after: Annotated[
-        DueValue | None,
-        Query(description="Due at or after (a date means its start in the profile's zone)."),
-    ] = None,
-    due_before: Annotated[
-        DueValue | None,
-        Query(description="Due strictly before (a date means its start in the profile's zone)."),
-    ] = None,
-    overdue: Annotated[
-        bool | None,
-        Query(
-            description="Open and past due; an all-day task once its day has ended in the "
-            "profile's time zone."
-        ),
-    ] = None,
-    has_due: Annotated[bool | None, Query(description="With (or without) a due date.")] = None,
+    request: Request, ctx: ContextDep, params: Annotated[TaskListParams, Query()]
 ) -> Response:
     """The caller's tasks as a plain JSON array, one page at a time.
 
     Pagination is keyset-based: follow the `Link` header's `rel="next"` URL until it
     is absent. A cursor is bound to the sort, the filters and the user it was issued
-    for. `sort=position` is the manual order: meaningful among siblings (combine
-    `list_id` and `parent_id`), and within a list it keeps every sibling group in order.
+    for. `offset`/`skip` or `page` + `page_size` page by position instead (up to
+    10,000 tasks in; a task added meanwhile shifts the pages). `sort=position` is the
+    manual order: meaningful among siblings (combine `list_id` and `parent_id`), and
+    within a list it keeps every sibling group in order.
     """
+    asked = params.canonical()
     filters = task_list.TaskFilters(
-        q=q,
-        priorities=tuple(priority or ()),
-        tags=tuple(tag or ()),
-        tag_mode=tag_mode,
-        list_id=list_id,
-        parent_id=parent_id,
-        due_before=due_before,
-        due_after=due_after,
-        overdue=overdue,
-        has_due=has_due,
+        q=asked.q,
+        priorities=tuple(params.priority or ()),
+        tags=tuple(params.tag or ()),
+        tag_mode=params.tag_mode,
+        list_id=params.list_id,
+        parent_id=params.parent_id,
+        due_before=params.due_before,
+        due_after=params.due_after,
+        overdue=params.overdue,
+        has_due=params.has_due,
     )
     query = task_list.ListQuery(
-        status_filter, sort, order or DEFAULT_ORDER[sort], limit, cursor, filters
+        asked.status, asked.sort, asked.order, asked.limit, asked.cursor, filters, asked.offset
     )
     page = await task_list.list_tasks(ctx.session, ctx.user_id, query, ctx.codec)
     return page_response(request, page)
@@ -169,7 +108,9 @@ def page_response(request: Request, page: task_list.TaskPage) -> Response:
     """A page of tasks, with the `Link` to the next one when there is one."""
     if page.next_cursor is None:
         return tasks_response(page.rows)
-    next_url = spelled(request, here(request).include_query_params(cursor=page.next_cursor))
+    # The next page by its cursor: an offset would contradict it.
+    after = here(request).remove_query_params(["offset", "skip", "page"])
+    next_url = spelled(request, after.include_query_params(cursor=page.next_cursor))
     return tasks_response(page.rows, headers={"Link": f'<{next_url}>; rel="next"'})
 
 

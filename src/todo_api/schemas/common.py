@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, datetime
-from typing import Annotated
+from enum import Enum
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
@@ -47,3 +48,28 @@ def _utc_z(value: datetime) -> str:
 
 #: A timestamp, always rendered in UTC with a `Z` suffix (RFC 3339).
 UtcDateTime = Annotated[datetime, PlainSerializer(_utc_z, return_type=str, when_used="json")]
+
+
+class Spelled(Enum):
+    """An enum that also accepts its values in any case, and the other names clients
+    send for them (`ALIASES`, lower case, on the subclass)."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if not isinstance(value, str):
+            return None
+        key = value.strip().lower()
+        key = _ALIASES.get(cls.__name__, {}).get(key, key)
+        for member in cls:
+            if member.value == key:
+                return member
+        return None
+
+
+#: Other spellings by enum class name (lower case), mapped to the canonical value.
+_ALIASES: dict[str, dict[str, str]] = {}
+
+
+def spellings(enum_name: str, aliases: dict[str, str]) -> None:
+    """Register the other spellings of `enum_name`'s values."""
+    _ALIASES[enum_name] = aliases

@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from todo_api.schemas.common import Line, Text, UtcDateTime
+from todo_api.schemas.common import Line, Spelled, Text, UtcDateTime, spellings
 from todo_api.schemas.values import (
     DueValue,
     Instant,
@@ -235,7 +235,7 @@ class DeletedCount(BaseModel):
     deleted: int
 
 
-class TaskStatus(Enum):
+class TaskStatus(Spelled):
     all = "all"
     pending = "pending"
     completed = "completed"
@@ -245,7 +245,7 @@ class ClearableStatus(Enum):
     completed = "completed"
 
 
-class TaskSort(Enum):
+class TaskSort(Spelled):
     created = "created"
     updated = "updated"
     title = "title"
@@ -254,14 +254,22 @@ class TaskSort(Enum):
     position = "position"
 
 
-class SortOrder(Enum):
+class SortOrder(Spelled):
     asc = "asc"
     desc = "desc"
 
 
-class TagMode(Enum):
+class TagMode(Spelled):
     any = "any"
     all = "all"
+
+
+spellings(
+    "TaskStatus",
+    {"incomplete": "pending", "active": "pending", "open": "pending", "done": "completed"},
+)
+spellings("TaskSort", {"created_at": "created", "updated_at": "updated", "due": "due_date"})
+spellings("SortOrder", {"ascending": "asc", "descending": "desc"})
 
 
 #: Newest first for timestamps, high first for priority, ascending otherwise.

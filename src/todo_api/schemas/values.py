@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, date, datetime
-from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -18,14 +17,14 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from todo_api.schemas.common import MAX_ID, Line, _utc_z
+from todo_api.schemas.common import MAX_ID, Line, Spelled, _utc_z
 from todo_api.services.recurrence import MAX_RULE_LENGTH, RuleError, normalize_rule
 
 #: An id in a request body: a JSON integer in 1..2^63-1 (never a string or a float).
 ObjectId = Annotated[StrictInt, Field(ge=1, le=MAX_ID, description="int64")]
 
 
-class Priority(Enum):
+class Priority(Spelled):
     """Stored as a rank (0..3); sorting by priority puts `high` first."""
 
     none = "none"
@@ -46,7 +45,7 @@ _RANKS = {Priority.none: 0, Priority.low: 1, Priority.medium: 2, Priority.high: 
 _BY_RANK = {rank: priority for priority, rank in _RANKS.items()}
 
 
-class RepeatFrom(Enum):
+class RepeatFrom(Spelled):
     """`due`: the next occurrence follows the schedule; `completion`: it is counted from
     the day the task was completed."""
 

@@ -104,6 +104,8 @@ class ListQuery:
     limit: int
     cursor: str | None
     filters: TaskFilters = field(default_factory=TaskFilters)
+    #: Tasks to skip before the page (offset paging; never with a cursor).
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,8 @@ class ListShape:
     overdue: bool | None = None
     #: None: first page; "null": after an undated task (`due_date` sort); "key".
     cursor: str | None = None
+    #: Offset paging: every step before the last reads `window` (offset + limit) rows.
+    offset: bool = False
 
     @classmethod
     def of(cls, query: ListQuery, key: list[Any] | None) -> ListShape:
@@ -218,6 +222,7 @@ class ListShape:
             has_due=f.has_due,
             overdue=f.overdue,
             cursor=cursor,
+            offset=query.offset > 0,
         )
 
 
@@ -225,6 +230,9 @@ def list_parameters(user_id: str, query: ListQuery, key: list[Any] | None = None
     """The values of the list statement's parameters."""
     f = query.filters
     params: dict[str, Any] = {"user_id": user_id, "limit": query.limit + 1}
+    if query.offset:
+        params["offset"] = query.offset
+        params["window"] = query.offset + query.limit + 1
     if f.q is not None:
         params["pattern"] = f"%{escape_like(f.q)}%"
     if f.priorities:
@@ -265,6 +273,8 @@ def _tagged(shape: ListShape) -> Select[Any]:
 _TAG_KEYS = bindparam("tag_keys", type_=ARRAY(Text))
 _TAG_COUNT = bindparam("tag_count", type_=Integer)
 _LIMIT = bindparam("limit", type_=Integer)
+_OFFSET = bindparam("offset", type_=Integer)
+_WINDOW = bindparam("window", type_=Integer)
 
 
 def apply_filters(stmt: Select[Any], shape: ListShape, *, tags: bool = True) -> Select[Any]:
@@ -383,6 +393,7 @@ def _tag_candidates(stmt: Select[Any], shape: ListShape) -> Any:
     those are the page; otherwise it collects, exactly as before the walk.
     """
     column = _SORT_COLUMNS[shape.sort]
+    size = _WINDOW if shape.offset else _LIMIT
     prefix = _leading(stmt.with_only_columns(t.c.id, column), shape, TAG_WALK).subquery("prefix")
     tag_ids = func.array(
         select(tg.c.id)
@@ -401,22 +412,22 @@ def _tag_candidates(stmt: Select[Any], shape: ListShape) -> Any:
         select(tt.c.task_id)
         .join(tg, and_(tg.c.user_id == tt.c.user_id, tg.c.id == tt.c.tag_id))
         .where(tt.c.user_id == _USER, tg.c.name_key == any_(_TAG_KEYS))
-        .limit(_LIMIT)
+        .limit(size)
         .subquery("links")
     )
     enough = select(func.count()).select_from(links).scalar_subquery()
     order = (prefix.c[column.name], prefix.c.id)
     walked = (
         select(prefix.c.id)
-        .where(enough == _LIMIT)
+        .where(enough == size)
         .where(carried == _TAG_COUNT if shape.every_tag else carried > 0)
         .order_by(*(k.desc() if shape.descending else k.asc() for k in order))
-        .limit(_LIMIT)
+        .limit(size)
         .cte("walked")
     )
     found = select(func.count()).select_from(walked).scalar_subquery()
     # A short walk's tasks are among the collected ones: no need to leave them out.
-    return union_all(select(walked.c.id), _tagged(shape).where(found < _LIMIT))
+    return union_all(select(walked.c.id), _tagged(shape).where(found < size))
 
 
 def list_statement(shape: ListShape) -> Select[Any]:
@@ -426,7 +437,10 @@ def list_statement(shape: ListShape) -> Select[Any]:
     stmt = apply_filters(readable(_USER), shape, tags=False)
     if shape.tags:
         stmt = stmt.where(t.c.id.in_(_tag_candidates(stmt, shape)))
-    return _page_statement(stmt, shape, _LIMIT)
+    if not shape.offset:
+        return _page_statement(stmt, shape, _LIMIT)
+    # Every step reads the window up to the page's end; the last one skips the offset.
+    return _page_statement(stmt, shape, _WINDOW).limit(_LIMIT).offset(_OFFSET)
 
 
 async def list_tasks(
