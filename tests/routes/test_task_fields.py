@@ -24,10 +24,14 @@ async def test_priority_round_trips(alice: User, priority: str) -> None:
     assert (await read(alice, task["id"]))["priority"] == priority
 
 
-@pytest.mark.parametrize("priority", ["urgent", "HIGH", 3, None, ""])
+@pytest.mark.parametrize("priority", ["urgent", "HIGHEST", 3, None, ""])
 async def test_unknown_priority_is_422(alice: User, priority: Any) -> None:
     response = await alice.post("/api/me/tasks", json={"title": "t", "priority": priority})
     assert_problem(response, 422, "validation_failed")
+
+
+async def test_priority_is_read_in_any_case(alice: User) -> None:
+    assert (await create(alice, priority="HIGH"))["priority"] == "high"
 
 
 async def test_patch_changes_priority_only(alice: User) -> None:
@@ -78,8 +82,6 @@ async def test_due_instant_is_stored_in_utc_and_returned_with_z(
 @pytest.mark.parametrize(
     "due",
     [
-        "2026-12-01T17:00:00",  # naive: which zone?
-        "2026-12-01 17:00",
         "2026-13-01",
         "2026-02-30",
         "01/12/2026",
@@ -90,7 +92,7 @@ async def test_due_instant_is_stored_in_utc_and_returned_with_z(
         "",
     ],
 )
-async def test_invalid_or_naive_due_date_is_422(alice: User, due: Any) -> None:
+async def test_invalid_due_date_is_422(alice: User, due: Any) -> None:
     response = await alice.post("/api/me/tasks", json={"title": "t", "due_date": due})
     problem = assert_problem(response, 422, "validation_failed")
     assert problem["errors"][0]["loc"] == ["body", "due_date"]
@@ -119,11 +121,8 @@ async def test_extreme_due_dates_are_accepted_or_refused_cleanly(alice: User) ->
 # --- reminders ---------------------------------------------------------------------------
 
 
-async def test_remind_at_needs_an_offset(alice: User) -> None:
-    response = await alice.post(
-        "/api/me/tasks", json={"title": "t", "remind_at": "2026-12-01T08:00:00"}
-    )
-    assert_problem(response, 422, "validation_failed")
+async def test_remind_at_takes_an_offset(alice: User) -> None:
+    # (Without one it is a local time: tests/routes/test_local_times.py.)
     task = await create(alice, remind_at="2026-12-01T09:00:00+01:00")
     assert task["remind_at"] == "2026-12-01T08:00:00Z"
     assert task["reminder_dismissed_at"] is None

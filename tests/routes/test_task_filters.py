@@ -163,7 +163,7 @@ async def test_a_date_bound_means_the_start_of_that_day_in_the_profile_zone(alic
     assert ids(found) == [late["id"]]
 
 
-@pytest.mark.parametrize("bound", ["2026-12-01T00:00:00", "soon", "2026-12-32"])
+@pytest.mark.parametrize("bound", ["2026-12-01T00:00:00+25:00", "soon", "2026-12-32"])
 async def test_invalid_due_bounds_are_422(alice: User, bound: str) -> None:
     response = await alice.get("/api/me/tasks", params={"due_before": bound})
     assert_problem(response, 422, "validation_failed")

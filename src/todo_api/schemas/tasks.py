@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from todo_api.schemas.common import Line, Spelled, Text, UtcDateTime, spellings
 from todo_api.schemas.values import (
     DueValue,
-    Instant,
     ObjectId,
     Priority,
     RecurrenceRule,
+    ReminderTime,
     RepeatFrom,
     TagList,
 )
@@ -25,12 +25,17 @@ _DESCRIPTION = Field(default=None, max_length=2000, description="Up to 2000 char
 _TAGS = Field(description="Tag names: trimmed, 1–50 characters, at most 20, case-insensitive.")
 _DUE = Field(
     default=None,
-    description="`YYYY-MM-DD` (all-day) or an RFC 3339 date-time with offset; null: no due date.",
+    description="`YYYY-MM-DD` (all-day), an RFC 3339 date-time with offset, or a local "
+    "date-time (`2026-12-01T17:00`, in the profile's zone); null: no due date.",
 )
 _RECURRENCE = Field(default=None, description="RRULE; needs a due date. Null stops the series.")
 _LIST = Field(default=None, description="The list (project); null: the inbox.")
 _PARENT = Field(default=None, description="Parent task (same user and list); null: top level.")
-_REMIND = Field(default=None, description="When to remind; null: no reminder.")
+_REMIND = Field(
+    default=None,
+    description="When to remind (a local date-time is read in the profile's zone); "
+    "null: no reminder.",
+)
 
 
 class _Input(BaseModel):
@@ -65,7 +70,7 @@ class TaskCreate(_Input):
     due_date: DueValue | None = _DUE
     recurrence: RecurrenceRule | None = _RECURRENCE
     repeat_from: RepeatFrom = RepeatFrom.due
-    remind_at: Instant | None = _REMIND
+    remind_at: ReminderTime | None = _REMIND
     list_id: ObjectId | None = _LIST
     parent_id: ObjectId | None = _PARENT
 
@@ -95,7 +100,7 @@ class TaskUpdate(_Input):
     due_date: DueValue | None = _DUE
     recurrence: RecurrenceRule | None = _RECURRENCE
     repeat_from: RepeatFrom | None = None
-    remind_at: Instant | None = _REMIND
+    remind_at: ReminderTime | None = _REMIND
     list_id: ObjectId | None = Field(
         default=None, description="Moves the task (and its subtasks) to the end of that list."
     )

@@ -57,9 +57,12 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_TIME = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 )
+#: A date-time without an offset, as `<input type="datetime-local">` sends it (seconds
+#: optional): a wall-clock time in the profile's zone.
+_LOCAL_DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2})(:\d{2}(\.\d{1,9})?)?")
 _DUE_MESSAGE = (
-    "must be a date (YYYY-MM-DD) or an RFC 3339 date-time with an offset "
-    "(e.g. 2026-12-01T17:00:00Z)"
+    "must be a date (YYYY-MM-DD), an RFC 3339 date-time with an offset "
+    "(e.g. 2026-12-01T17:00:00Z) or a local date-time (2026-12-01T17:00)"
 )
 
 
@@ -95,8 +98,30 @@ def parse_instant(value: object) -> datetime:
     return _parse_instant(value)
 
 
+def _parse_local(text: str) -> datetime | None:
+    """A local date-time (no offset) as a naive datetime, or None if `text` is not one."""
+    match = _LOCAL_DATE_TIME.fullmatch(text)
+    if match is None:
+        return None
+    day, clock, seconds, fraction = match.groups()
+    seconds = (seconds or ":00")[:3]
+    try:
+        return datetime.fromisoformat(f"{day}T{clock}{seconds}{(fraction or '')[:7]}")
+    except ValueError:
+        raise ValueError("is not a valid date-time") from None
+
+
+def parse_instant_or_local(value: object) -> datetime:
+    """An RFC 3339 date-time with an offset (aware, UTC), or a local date-time without
+    one (naive: a wall-clock time in the profile's zone, resolved by the database)."""
+    if isinstance(value, str) and (local := _parse_local(value)) is not None:
+        return local
+    return parse_instant(value)
+
+
 def parse_due(value: object) -> date | datetime:
-    """A day (`YYYY-MM-DD`) or an instant (RFC 3339 with offset); naive date-times fail."""
+    """A day (`YYYY-MM-DD`), an instant (RFC 3339 with offset), or a local date-time
+    (naive: a wall-clock time in the profile's zone)."""
     if isinstance(value, datetime):
         return _aware_utc(value)
     if isinstance(value, date):
@@ -110,6 +135,9 @@ def parse_due(value: object) -> date | datetime:
             raise ValueError("is not a valid date") from None
     if _DATE_TIME.fullmatch(value):
         return _parse_instant(value)
+    local = _parse_local(value)
+    if local is not None:
+        return local
     raise ValueError(_DUE_MESSAGE)
 
 
@@ -129,9 +157,10 @@ DueValue = Annotated[
                 {"type": "string", "format": "date"},
                 {"type": "string", "format": "date-time"},
             ],
-            "description": "A day (all-day, `YYYY-MM-DD`) or an instant (RFC 3339 with "
-            "offset; returned in UTC with `Z`).",
-            "examples": ["2026-12-01", "2026-12-01T17:00:00Z"],
+            "description": "A day (all-day, `YYYY-MM-DD`), an instant (RFC 3339 with "
+            "offset), or a local date-time without one (`2026-12-01T17:00`, read in the "
+            "profile's time zone). Instants are returned in UTC with `Z`.",
+            "examples": ["2026-12-01", "2026-12-01T17:00:00Z", "2026-12-01T17:00"],
         }
     ),
 ]
@@ -146,6 +175,24 @@ Instant = Annotated[
             "format": "date-time",
             "description": "RFC 3339 with an offset; returned in UTC with `Z`.",
             "examples": ["2026-12-01T08:30:00Z"],
+        }
+    ),
+]
+
+
+#: `remind_at`: an instant, or a local date-time read in the profile's time zone.
+ReminderTime = Annotated[
+    datetime,
+    PlainValidator(parse_instant_or_local),
+    PlainSerializer(_utc_z, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 with an offset, or a local date-time without one "
+            "(`2026-12-01T08:30`, read in the profile's time zone); returned in UTC "
+            "with `Z`.",
+            "examples": ["2026-12-01T08:30:00Z", "2026-12-01T08:30"],
         }
     ),
 ]

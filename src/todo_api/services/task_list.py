@@ -46,10 +46,14 @@ from todo_api.services.cursors import CursorCodec, bad_cursor
 from todo_api.services.tasks import profile_zone, readable, start_of_day
 
 
-def _due_bound(name: str, kind: type, zone: Any) -> Any:
-    """The bound parameter `name` (a `datetime`, or a `date` meaning its start)."""
-    if kind is datetime:
+def _due_bound(name: str, kind: str, zone: Any) -> Any:
+    """The bound parameter `name`: an instant, a local date-time (in the profile's zone),
+    or a date meaning its start."""
+    if kind == "instant":
         return bindparam(name, type_=DateTime(timezone=True))
+    if kind == "local":
+        local = bindparam(name, type_=DateTime(timezone=False))
+        return select(func.timezone(zone, local)).scalar_subquery()
     value = bindparam(name, type_=Date)
     # One scalar subquery, so the bound reaches the planner as a single parameter. Left
     # as `timezone(coalesce((SELECT ...), 'UTC'), ...)` the comparison is not leakproof,
@@ -172,8 +176,13 @@ def _tag_keys(filters: TaskFilters) -> list[str]:
     return sorted({tag_key(name) for name in filters.tags})
 
 
-def _kind(value: object) -> type | None:
-    return None if value is None else type(value)
+def _kind(value: date | datetime | None) -> str | None:
+    """How a due bound shapes the statement: absent, a date, an instant, or local."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        return "date"
+    return "instant" if value.tzinfo is not None else "local"
 
 
 def _id_filter(value: int | None) -> str | None:
@@ -194,8 +203,8 @@ class ListShape:
     every_tag: bool = False
     list_id: str | None = None
     parent_id: str | None = None
-    due_after: type | None = None
-    due_before: type | None = None
+    due_after: str | None = None
+    due_before: str | None = None
     has_due: bool | None = None
     overdue: bool | None = None
     #: None: first page; "null": after an undated task (`due_date` sort); "key".

@@ -68,6 +68,18 @@ class Derived(enum.Enum):
     toggled = "toggled"
     #: `due_sort_at`: the instant the new `due_date` begins in the profile's zone.
     day_start = "day_start"
+    #: The parameter `v_<name>` is a wall-clock time (a naive datetime: the client sent
+    #: no offset), in the profile's zone. PostgreSQL resolves it: a time in a DST gap
+    #: moves forward by the gap, an ambiguous one takes standard time.
+    local = "local"
+
+
+def _how(value: Any) -> Derived | None:
+    if isinstance(value, Derived):
+        return value
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return Derived.local
+    return None
 
 
 def due_values(due: date | datetime | None) -> dict[str, Any]:
@@ -118,9 +130,7 @@ Shape = tuple[tuple[str, "Derived | None"], ...]
 
 
 def shape_of(values: Mapping[str, Any]) -> Shape:
-    return tuple(
-        (name, value if isinstance(value, Derived) else None) for name, value in values.items()
-    )
+    return tuple((name, _how(value)) for name, value in values.items())
 
 
 def parameters(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,6 +157,8 @@ def _column_sql(shape: Shape, zone: Any, *, inserting: bool = False) -> dict[str
                 columns[name] = case((new_completed, func.now()), else_=null())
             else:
                 columns[name] = completed_at(new_completed)
+        elif derived is Derived.local:
+            columns[name] = func.timezone(zone, bindparam(f"v_{name}", type_=DateTime()))
         else:
             columns[name] = start_of_day(bindparam("v_due_date", type_=Date()), zone)
     return columns
