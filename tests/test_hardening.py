@@ -122,6 +122,7 @@ async def test_design_headers_are_exposed(alice: User) -> None:
     exposed = {h.strip() for h in response.headers["access-control-expose-headers"].split(",")}
     design = {"Link", "Location", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
     design |= {"Retry-After", "X-Request-ID", "ETag", "Idempotency-Replayed"}
+    design |= {"Ignored-Query-Params", "Preference-Applied"}
     assert exposed == design == set(EXPOSED_HEADERS)
 
 

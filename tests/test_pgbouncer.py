@@ -19,6 +19,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.conftest import make_settings, make_token
+from tests.dates import at, day
 from todo_api.main import create_app
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -121,8 +122,8 @@ async def _user_session(api: httpx.AsyncClient, n: int) -> list[tuple[str, int]]
                 "title": f"task {n}",
                 "tags": ["work", "Ünïcødé"],
                 "priority": "high",
-                "due_date": "2026-12-01",
-                "remind_at": "2026-01-01T09:00:00Z",
+                "due_date": day(1),
+                "remind_at": at(1, "09:00"),
             },
         )
     ).json()
@@ -140,7 +141,7 @@ async def _user_session(api: httpx.AsyncClient, n: int) -> list[tuple[str, int]]
     await call("patch task", "PATCH", f"/tasks/{task['id']}", {"title": "renamed"})
     await call("put task", "PUT", f"/tasks/{task['id']}", {"title": "replaced"})
     await call("move", "POST", f"/tasks/{task['id']}/move", {"list_id": listed["id"]})
-    await call("reminders", "GET", "/reminders?until=2026-02-01T00:00:00Z")
+    await call("reminders", "GET", f"/reminders?until={at(2)}")
     await call("dismiss", "POST", f"/reminders/{task['id']}/dismiss")
     await call("complete", "PATCH", f"/tasks/{task['id']}/complete")
     await call(

@@ -27,6 +27,7 @@ from fastapi.routing import iter_route_contexts
 from pydantic import TypeAdapter
 
 from tests.conftest import TEST_SECRET, User
+from tests.dates import at, day
 from todo_api.config import Settings
 from todo_api.main import create_app
 
@@ -151,7 +152,7 @@ class NoExample(Exception):
     """The schema asks for something this generator cannot invent."""
 
 
-_FORMATS = {"date": "2030-01-02", "date-time": "2030-01-02T03:04:05Z"}
+_FORMATS = {"date": day(30), "date-time": at(30, "03:04:05")}
 
 
 def example(schema: dict[str, Any], defs: dict[str, Any]) -> Any:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import User
+from tests.dates import day
 from tests.routes.support import assert_problem, create, create_list, listing
 
 
@@ -96,7 +97,7 @@ async def test_subtasks_deleted_with_their_parent_say_so(alice: User) -> None:
 
 
 async def test_recurrence_and_tag_merges_are_recorded(alice: User) -> None:
-    task = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY", tags=["a"])
+    task = await create(alice, due_date=day(1), recurrence="FREQ=DAILY", tags=["a"])
     await create(alice, tags=["b"])
     start = await cursor(alice)
     done = (await alice.patch(f"/api/me/tasks/{task['id']}/complete")).json()
@@ -239,7 +240,7 @@ async def _step(device: User, op: tuple[Any, ...], state: dict[str, Any]) -> Non
         if not y and tasks and tasks[0]["parent_id"] is None:
             fields["parent_id"] = tasks[0]["id"]
         if y:
-            fields.update(due_date="2026-12-01", recurrence="FREQ=WEEKLY")
+            fields.update(due_date=day(1), recurrence="FREQ=WEEKLY")
         response = await device.post("/api/me/tasks", json={"title": "t", **fields})
     elif task is None:
         return
@@ -285,7 +286,7 @@ async def _step(device: User, op: tuple[Any, ...], state: dict[str, Any]) -> Non
 
 async def _run(alice: User, phone: User, bob: User, ops: list[tuple[Any, ...]]) -> None:
     await create(alice, "seed", tags=["a"])
-    await create(alice, "seed", due_date="2026-12-01", recurrence="FREQ=DAILY")
+    await create(alice, "seed", due_date=day(1), recurrence="FREQ=DAILY")
     await create_list(alice)
     bob_since = await cursor(bob)
     replicas = [Replica(alice, await cursor(alice)), Replica(phone, await cursor(phone))]

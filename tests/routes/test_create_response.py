@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import User
+from tests.dates import day
 
 
 async def test_created_task_carries_only_its_own_tags(alice: User) -> None:
@@ -15,7 +16,7 @@ async def test_created_task_carries_only_its_own_tags(alice: User) -> None:
 
 async def test_create_still_works_once_several_tasks_have_next_occurrences(alice: User) -> None:
     for title in ("water plants", "pay rent"):
-        task = await alice.create_task(title, due_date="2026-12-01", recurrence="FREQ=WEEKLY")
+        task = await alice.create_task(title, due_date=day(1), recurrence="FREQ=WEEKLY")
         completed = await alice.patch(f"/api/me/tasks/{task['id']}/complete")
         assert completed.status_code == 200, completed.text
         assert completed.json()["next_occurrence_id"] is not None

@@ -7,13 +7,14 @@ is the start of that day in the profile's zone, paged in either direction."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.conftest import User
+from tests.dates import at, day
 from tests.routes.support import create, ids, listing
 from tests.routes.test_task_sorting import SORTS, expected, pages
 from todo_api.services import task_list as task_service
@@ -21,18 +22,18 @@ from todo_api.services import task_list as task_service
 #: (title, tags, due_date, completed): tags common enough for a walk to fill small pages,
 #: dated and undated tasks so `due_date` pages cross from one run to the other.
 TASKS: list[tuple[str, list[str], str | None, bool]] = [
-    ("b", ["red"], "2026-12-03", False),
+    ("b", ["red"], day(3), False),
     ("a", ["red", "blue"], None, False),
-    ("c", ["blue"], "2026-12-01", True),
-    ("a", ["red"], "2026-12-02", False),
-    ("d", [], "2026-12-01", False),
+    ("c", ["blue"], day(1), True),
+    ("a", ["red"], day(2), False),
+    ("d", [], day(1), False),
     ("b", ["red", "blue"], None, True),
     ("e", ["red"], None, False),
     ("c", ["blue"], None, False),
-    ("a", ["red", "blue"], "2026-12-01T10:00:00Z", False),
-    ("f", ["red"], "2026-12-05", True),
+    ("a", ["red", "blue"], at(1, "10:00"), False),
+    ("f", ["red"], day(5), True),
     ("b", [], None, False),
-    ("d", ["red"], "2026-12-04", False),
+    ("d", ["red"], day(4), False),
 ]
 
 
@@ -99,20 +100,21 @@ def _due_instant(task: dict[str, Any]) -> datetime:
 @pytest.mark.parametrize("order", ["asc", "desc"])
 async def test_due_range_pages_follow_the_sort_in_the_profile_zone(alice: User, order: str) -> None:
     await alice.patch("/api/me", json={"timezone": "Asia/Tokyo"})
-    dues = ["2026-11-30", "2026-12-01", "2026-12-03", "2026-12-07", "2026-12-08", None]
-    dues += ["2026-11-30T14:59:00Z", "2026-11-30T15:00:00Z", "2026-12-07T14:59:59Z"]
-    dues += ["2026-12-07T15:00:00Z", "2026-12-02", "2026-12-02T03:00:00Z"]
+    # The week from day 1 to day 8 in Tokyo (UTC+9): day 1 starts at 15:00Z on day 0.
+    dues = [day(0), day(1), day(3), day(7), day(8), None]
+    dues += [at(0, "14:59"), at(0, "15:00"), at(7, "14:59:59")]
+    dues += [at(7, "15:00"), day(2), at(2, "03:00")]
     for n, due in enumerate(dues):
         await create(alice, f"t{n}", due_date=due, completed=n % 4 == 3)
     everything = await listing(alice)
-    start = datetime(2026, 12, 1, tzinfo=TOKYO)
+    start = datetime.combine(date.fromisoformat(day(1)), time(), TOKYO)
     end = start + timedelta(days=7)
     inside = [
         task
         for task in everything
         if task["due_date"] is not None and start <= _due_instant(task) < end
     ]
-    params = {"due_after": "2026-12-01", "due_before": "2026-12-08"}
+    params = {"due_after": day(1), "due_before": day(8)}
     walked = await pages(alice, 2, sort="due_date", order=order, **params)
     flat = [task for page in walked for task in page]
     chosen = sorted(

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import User
+from tests.dates import compact, day
 from tests.routes.support import assert_problem, create, create_list, frozen_now, read, utc
 
 # --- validation ----------------------------------------------------------------------------
@@ -41,7 +42,7 @@ from tests.routes.support import assert_problem, create, create_list, frozen_now
 )
 async def test_nonsense_rules_are_a_clear_422(alice: User, rule: str) -> None:
     response = await alice.post(
-        "/api/me/tasks", json={"title": "t", "due_date": "2026-12-01", "recurrence": rule}
+        "/api/me/tasks", json={"title": "t", "due_date": day(1), "recurrence": rule}
     )
     problem = assert_problem(response, 422, "validation_failed")
     assert problem["errors"][0]["loc"][:2] == ["body", "recurrence"]
@@ -59,7 +60,7 @@ async def test_nonsense_rules_are_a_clear_422(alice: User, rule: str) -> None:
 async def test_valid_rules_are_stored_in_canonical_form(
     alice: User, rule: str, stored: str
 ) -> None:
-    task = await create(alice, due_date="2026-12-01", recurrence=rule)
+    task = await create(alice, due_date=day(1), recurrence=rule)
     assert task["recurrence"] == stored
     assert task["repeat_from"] == "due"
 
@@ -70,13 +71,16 @@ async def test_a_recurring_task_needs_a_due_date(alice: User) -> None:
     plain = await create(alice)
     response = await alice.patch(f"/api/me/tasks/{plain['id']}", json={"recurrence": "FREQ=DAILY"})
     assert_problem(response, 422, "recurrence_needs_due")
-    recurring = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY")
+    recurring = await create(alice, due_date=day(1), recurrence="FREQ=DAILY")
     response = await alice.patch(f"/api/me/tasks/{recurring['id']}", json={"due_date": None})
     assert_problem(response, 422, "recurrence_needs_due")
-    assert (await read(alice, recurring["id"]))["due_date"] == "2026-12-01"
+    assert (await read(alice, recurring["id"]))["due_date"] == day(1)
 
 
 # --- the next occurrence, on every completion path ------------------------------------------
+
+# Repeating from the due date never reads the clock: fixed dates below are there for their
+# weekdays or daylight-saving changes; repeating from completion freezes the clock.
 
 
 def completion(user: User, task_id: int, how: str) -> tuple[str, str, Any]:
@@ -136,7 +140,7 @@ async def test_completing_an_occurrence_creates_the_next_one(alice: User, how: s
 
 
 async def test_double_completion_and_uncomplete_recomplete_create_one_next(alice: User) -> None:
-    task = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY")
+    task = await create(alice, due_date=day(1), recurrence="FREQ=DAILY")
     first = await complete(alice, task["id"], "complete-true")
     again = await complete(alice, task["id"], "complete-true")
     assert again["next_occurrence_id"] == first["next_occurrence_id"]
@@ -148,7 +152,7 @@ async def test_double_completion_and_uncomplete_recomplete_create_one_next(alice
 
 
 async def test_concurrent_completions_create_one_next(alice: User) -> None:
-    task = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY")
+    task = await create(alice, due_date=day(1), recurrence="FREQ=DAILY")
     url = f"/api/me/tasks/{task['id']}/complete"
     responses = await asyncio.gather(
         *(alice.patch(url, json={"completed": True}) for _ in range(5))
@@ -159,29 +163,29 @@ async def test_concurrent_completions_create_one_next(alice: User) -> None:
 
 
 async def test_count_counts_down_and_ends_the_series(alice: User) -> None:
-    task = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY;COUNT=2")
+    task = await create(alice, due_date=day(1), recurrence="FREQ=DAILY;COUNT=2")
     second = await read(alice, (await complete(alice, task["id"]))["next_occurrence_id"])
-    assert (second["due_date"], second["recurrence"]) == ("2026-12-02", "FREQ=DAILY;COUNT=1")
+    assert (second["due_date"], second["recurrence"]) == (day(2), "FREQ=DAILY;COUNT=1")
     last = await complete(alice, second["id"])
     assert last["next_occurrence_id"] is None
 
 
 async def test_until_ends_the_series(alice: User) -> None:
-    task = await create(alice, due_date="2026-12-01", recurrence="FREQ=WEEKLY;UNTIL=20261208")
+    task = await create(alice, due_date=day(1), recurrence=f"FREQ=WEEKLY;UNTIL={compact(8)}")
     second = await complete(alice, task["id"])
-    assert (await read(alice, second["next_occurrence_id"]))["due_date"] == "2026-12-08"
+    assert (await read(alice, second["next_occurrence_id"]))["due_date"] == day(8)
     assert (await complete(alice, second["next_occurrence_id"]))["next_occurrence_id"] is None
 
 
 async def test_setting_recurrence_to_null_stops_the_series(alice: User) -> None:
-    task = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY")
+    task = await create(alice, due_date=day(1), recurrence="FREQ=DAILY")
     stopped = await alice.patch(f"/api/me/tasks/{task['id']}", json={"recurrence": None})
     assert stopped.json()["recurrence"] is None
     assert (await complete(alice, task["id"]))["next_occurrence_id"] is None
 
 
 async def test_deleting_a_past_occurrence_keeps_the_current_one(alice: User) -> None:
-    task = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY")
+    task = await create(alice, due_date=day(1), recurrence="FREQ=DAILY")
     next_id = (await complete(alice, task["id"]))["next_occurrence_id"]
     assert (await alice.delete(f"/api/me/tasks/{task['id']}")).status_code == 200
     assert (await read(alice, next_id))["previous_occurrence_id"] is None
@@ -207,7 +211,7 @@ async def test_the_next_occurrence_counts_against_the_task_quota(
     app: FastAPI, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(app.state.quotas, "tasks", 1)
-    task = await create(alice, due_date="2026-12-01", recurrence="FREQ=DAILY")
+    task = await create(alice, due_date=day(1), recurrence="FREQ=DAILY")
     response = await alice.patch(f"/api/me/tasks/{task['id']}/complete")
     assert_problem(response, 409, "quota_tasks")
     assert (await read(alice, task["id"]))["completed"] is False

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import User
+from tests.dates import at, day, moment
 from tests.routes.support import (
     assert_problem,
     create,
@@ -142,13 +143,13 @@ async def test_another_users_list_id_in_a_filter_shows_nothing(alice: User, bob:
 
 
 async def test_due_range_and_has_due(alice: User) -> None:
-    day = await create(alice, due_date="2026-12-01")
-    morning = await create(alice, due_date="2026-12-01T09:00:00Z")
-    next_day = await create(alice, due_date="2026-12-02")
+    all_day = await create(alice, due_date=day(1))
+    morning = await create(alice, due_date=at(1, "09:00"))
+    next_day = await create(alice, due_date=day(2))
     undated = await create(alice)
-    same_day = {"due_after": "2026-12-01", "due_before": "2026-12-02"}
-    assert set(ids(await listing(alice, **same_day))) == {day["id"], morning["id"]}
-    assert set(ids(await listing(alice, due_after="2026-12-01T09:00:00Z"))) == {
+    same_day = {"due_after": day(1), "due_before": day(2)}
+    assert set(ids(await listing(alice, **same_day))) == {all_day["id"], morning["id"]}
+    assert set(ids(await listing(alice, due_after=at(1, "09:00")))) == {
         morning["id"],
         next_day["id"],
     }
@@ -158,8 +159,8 @@ async def test_due_range_and_has_due(alice: User) -> None:
 
 async def test_a_date_bound_means_the_start_of_that_day_in_the_profile_zone(alice: User) -> None:
     await alice.patch("/api/me", json={"timezone": "Asia/Tokyo"})
-    late = await create(alice, due_date="2026-11-30T16:00:00Z")  # 01:00 on Dec 1 in Tokyo
-    found = await listing(alice, due_after="2026-12-01", due_before="2026-12-02")
+    late = await create(alice, due_date=at(0, "16:00"))  # 01:00 on day 1 in Tokyo
+    found = await listing(alice, due_after=day(1), due_before=day(2))
     assert ids(found) == [late["id"]]
 
 
@@ -197,32 +198,32 @@ async def test_an_all_day_task_is_overdue_once_its_day_ended_in_the_profile_zone
 async def test_an_instant_is_overdue_right_after_it_and_completed_tasks_never_are(
     alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    due = await create(alice, due_date="2026-03-08T12:00:00Z")
-    done = await create(alice, due_date="2026-03-01", completed=True)
+    due = await create(alice, due_date=at(1, "12:00"))
+    done = await create(alice, due_date=day(-6), completed=True)
     undated = await create(alice)
-    with frozen_now(monkeypatch, utc(2026, 3, 8, 12, 0, 1)):
+    with frozen_now(monkeypatch, moment(1, 12, 0, 1)):
         assert ids(await listing(alice, overdue="true")) == [due["id"]]
         assert set(ids(await listing(alice, overdue="false"))) == {done["id"], undated["id"]}
-    with frozen_now(monkeypatch, utc(2026, 3, 8, 11, 59)):
+    with frozen_now(monkeypatch, moment(1, 11, 59)):
         assert await listing(alice, overdue="true") == []
 
 
 async def test_changing_the_zone_recomputes_where_all_day_tasks_sort(alice: User) -> None:
-    day = await create(alice, due_date="2026-12-01")
-    early = await create(alice, due_date="2026-12-01T06:00:00Z")
-    # Midnight UTC comes before 06:00Z; midnight in Los Angeles (08:00Z) comes after.
-    assert ids(await listing(alice, sort="due_date")) == [day["id"], early["id"]]
+    all_day = await create(alice, due_date=day(1))
+    early = await create(alice, due_date=at(1, "06:00"))
+    # Midnight UTC comes before 06:00Z; midnight in Los Angeles (07:00Z or 08:00Z) after.
+    assert ids(await listing(alice, sort="due_date")) == [all_day["id"], early["id"]]
     await alice.patch("/api/me", json={"timezone": "America/Los_Angeles"})
-    assert ids(await listing(alice, sort="due_date")) == [early["id"], day["id"]]
+    assert ids(await listing(alice, sort="due_date")) == [early["id"], all_day["id"]]
     await alice.patch("/api/me", json={"timezone": None})
-    assert ids(await listing(alice, sort="due_date")) == [day["id"], early["id"]]
+    assert ids(await listing(alice, sort="due_date")) == [all_day["id"], early["id"]]
 
 
 async def test_changing_the_zone_changes_when_an_all_day_task_falls_overdue(
     alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    task = await create(alice, due_date="2026-12-01")
-    with frozen_now(monkeypatch, utc(2026, 12, 1, 23, 30)):
+    task = await create(alice, due_date=day(1))
+    with frozen_now(monkeypatch, moment(1, 23, 30)):
         assert await listing(alice, overdue="true") == []
         await alice.patch("/api/me", json={"timezone": "Pacific/Kiritimati"})  # UTC+14
         assert ids(await listing(alice, overdue="true")) == [task["id"]]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests import test_round_trips as counting
+from tests.dates import at, day
 from tests.test_round_trips import READ_BUDGET, WRITE_BUDGET, Caller, _explain
 
 # The wire-counting fixtures, shared with `tests/test_round_trips.py`.
@@ -32,7 +33,7 @@ async def _new(caller: Caller, **fields: Any) -> dict[str, Any]:
 @pytest.fixture
 async def tagged_caller(caller: Caller) -> Caller:
     for n in range(20):
-        await _new(caller, tags=TAGS[: n % 5 + 1], due_date="2026-12-01" if n % 2 else None)
+        await _new(caller, tags=TAGS[: n % 5 + 1], due_date=day(1) if n % 2 else None)
     return caller
 
 
@@ -45,10 +46,12 @@ async def tagged_caller(caller: Caller) -> Caller:
         "sort=due_date&order=desc&limit=5",
         "sort=due_date&overdue=true",
         "list_id=0&parent_id=0&sort=position",
-        "due_after=2026-11-01&due_before=2027-01-01",
+        # A range around the tasks' due date, filled in at test time (the id stays put).
+        "due_after={month_ago}&due_before={in_a_month}",
     ],
 )
 async def test_filtered_lists_with_tags_are_one_query(tagged_caller: Caller, query: str) -> None:
+    query = query.format(month_ago=day(-30), in_a_month=day(30))
     trips = await tagged_caller.trips("GET", f"/api/me/tasks?{query}")
     assert len(trips) <= READ_BUDGET, _explain(trips)
 
@@ -66,20 +69,20 @@ async def test_reads_of_lists_tags_and_reminders_are_one_query(tagged_caller: Ca
 
 
 async def test_create_with_ten_tags_is_within_the_write_budget(caller: Caller) -> None:
-    body = {"title": "t", "tags": TAGS, "due_date": "2026-12-01", "priority": "high"}
+    body = {"title": "t", "tags": TAGS, "due_date": day(1), "priority": "high"}
     trips = await caller.trips("POST", "/api/me/tasks", json=body)
     assert len(trips) <= WRITE_BUDGET, _explain(trips)
 
 
 async def test_patch_with_ten_tags_is_within_the_write_budget(caller: Caller) -> None:
     task = await _new(caller, tags=TAGS[:3])
-    body = {"tags": TAGS, "due_date": "2026-12-01T10:00:00Z", "remind_at": "2026-12-01T09:00:00Z"}
+    body = {"tags": TAGS, "due_date": at(1, "10:00"), "remind_at": at(1, "09:00")}
     trips = await caller.trips("PATCH", f"/api/me/tasks/{task['id']}", json=body)
     assert len(trips) <= WRITE_BUDGET, _explain(trips)
 
 
 async def test_completing_a_recurring_task_is_within_the_write_budget(caller: Caller) -> None:
-    fields = {"tags": TAGS, "due_date": "2026-12-01", "recurrence": "FREQ=DAILY"}
+    fields = {"tags": TAGS, "due_date": day(1), "recurrence": "FREQ=DAILY"}
     warm, counted = await _new(caller, **fields), await _new(caller, **fields)
     await caller.send("PATCH", f"/api/me/tasks/{warm['id']}/complete")
     caller.wire.reset()

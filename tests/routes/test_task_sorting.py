@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import User
+from tests.dates import at, day, moment
 from tests.routes.support import assert_problem, create, ids, listing
 from todo_api.services.fractional import keys_between
 
@@ -71,9 +72,9 @@ async def pages(user: User, limit: int, **params: Any) -> list[list[dict[str, An
 
 
 async def test_each_sort_has_its_documented_default_order(alice: User) -> None:
-    await create(alice, "b", priority="low", due_date="2026-12-02")
+    await create(alice, "b", priority="low", due_date=day(2))
     await create(alice, "a", priority="high")
-    await create(alice, "c", priority="none", due_date="2026-12-01")
+    await create(alice, "c", priority="none", due_date=day(1))
     tasks = await listing(alice)
     defaults = {"created": "desc", "updated": "desc", "title": "asc"}
     defaults |= {"due_date": "asc", "priority": "desc", "position": "asc"}
@@ -84,7 +85,7 @@ async def test_each_sort_has_its_documented_default_order(alice: User) -> None:
 @pytest.mark.parametrize("order", ["asc", "desc"])
 async def test_tasks_without_a_due_date_come_last_in_both_orders(alice: User, order: str) -> None:
     undated = [await create(alice), await create(alice)]
-    dated = [await create(alice, due_date=d) for d in ("2026-12-02", "2026-12-01T10:00:00Z")]
+    dated = [await create(alice, due_date=d) for d in (day(2), at(1, "10:00"))]
     found = ids(await listing(alice, sort="due_date", order=order))
     assert set(found[:2]) == set(ids(dated))
     assert found[2:] == (ids(undated) if order == "asc" else ids(undated)[::-1])
@@ -102,12 +103,14 @@ async def test_priority_sort_puts_high_first(alice: User) -> None:
 
 async def _cursor(user: User, **params: Any) -> str:
     for n in range(3):
-        await create(user, f"t{n}", tags=["x"], due_date="2026-12-01", priority="low")
+        await create(user, f"t{n}", tags=["x"], due_date=day(7), priority="low")
     response = await user.get("/api/me/tasks", params={"limit": 1, **params})
     cursor: str = httpx.URL(response.links["next"]["url"]).params["cursor"]
     return cursor
 
 
+#: A value for every filter, each matching the tasks `_cursor` makes (due in a week: not
+#: overdue).
 FILTERS: dict[str, Any] = {
     "q": "t",
     "priority": "low",
@@ -115,8 +118,8 @@ FILTERS: dict[str, Any] = {
     "tag_mode": "all",
     "list_id": 0,
     "parent_id": 0,
-    "due_after": "2026-01-01",
-    "due_before": "2027-01-01",
+    "due_after": day(-365),
+    "due_before": day(365),
     "overdue": "false",
     "has_due": "true",
 }
@@ -145,14 +148,8 @@ async def test_a_cursor_from_another_user_is_invalid(alice: User, bob: User, sor
 # --- the property: pages concatenated == the full sorted list -------------------------------
 
 TITLES = st.sampled_from(["a", "b", "c", "aa", "ab"])
-DUES = st.sampled_from(
-    [None, None, "2026-12-01", "2026-12-02", "2026-12-01T00:00:00Z", "2026-12-01T12:00:00Z"]
-)
-STAMPS = [
-    datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC),
-    datetime(2026, 1, 2, tzinfo=UTC),
-    datetime(2026, 1, 3, tzinfo=UTC),
-]
+DUES = st.sampled_from([None, None, day(1), day(2), at(1, "00:00"), at(1, "12:00")])
+STAMPS = [moment(-3, 12, micro=123456), moment(-2), moment(-1)]
 TASK = st.fixed_dictionaries(
     {
         "title": TITLES,
