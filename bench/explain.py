@@ -4,15 +4,15 @@
         --create --users 950 --tasks-per-user 1000 --heavy-tasks 50000
 
 `--create` drops and recreates that (throwaway, loopback-only) database, migrates it and
-seeds it with `bench/seed.py`'s generator, then gives the tasks the fields of the full
-task model: lists, tags, priorities, due dates (all-day and timed) and reminders.
-Without `--create` the database is used as it is.
+seeds it with `bench/seed.py` (lists, tags, priorities, due dates, reminders). Without
+`--create` the database is used as it is.
 
-Each query is built by the service code itself (`services.tasks.list_statement`,
-`services.reminders`), compiled for asyncpg and explained inside a transaction that
-runs as `todo_api_app` with `app.user_id` set, exactly as a request does, for an
-ordinary user and for the heaviest one. The report (plans, the indexes they use and
-their execution times) is printed and written to `bench/results/explain-<time>.md`.
+Each query is the statement the service code compiles (`services.task_list`,
+`services.reminders`), explained inside a transaction that starts with the app's own
+user-context statement (the role `todo_api_app`, `app.user_id`, custom plans for a
+search), exactly as a request does, for an ordinary user and for the heaviest one. The
+report (plans, the indexes they use and their execution times) is printed and written
+to `bench/results/explain-<time>.md`.
 The URL's role must be a superuser or BYPASSRLS (seeding uses COPY; see seed.py).
 """
 
@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import re
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,70 +29,29 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import seed as seeding
 
-from todo_api.db.database import APP_ROLE
+from todo_api.db.database import _CONTEXTS, APP_ROLE
+from todo_api.db.statements import Statement, cached
 from todo_api.migrations import run_migrations
 from todo_api.schemas.tasks import SortOrder, TaskSort, TaskStatus
 from todo_api.services.reminders import due_reminders_statement
-from todo_api.services.tasks import ListQuery, TaskFilters, list_statement
+from todo_api.services.task_list import (
+    ListQuery,
+    ListShape,
+    TaskFilters,
+    list_parameters,
+    list_statement,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _INDEX = re.compile(
     r"(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)"
 )
 _TIME = re.compile(r"Execution Time: ([\d.]+) ms")
-
-# Gives the seeded tasks the new fields, deterministically from their ids: 5 lists per
-# user with about 70% of the tasks, 8 tags per user on about half of the tasks, every
-# priority, about 30% all-day due dates and 10% timed ones spread around "now", and a
-# reminder on a third of the timed ones.
-ENRICH = [
-    """
-    INSERT INTO lists (user_id, name)
-    SELECT user_id, 'List ' || n FROM profiles, generate_series(1, 5) AS n
-    """,
-    """
-    INSERT INTO tags (user_id, name, name_key)
-    SELECT user_id, 'tag' || n, 'tag' || n FROM profiles, generate_series(1, 8) AS n
-    """,
-    """
-    WITH numbered AS (
-        SELECT id, user_id, row_number() OVER (PARTITION BY user_id ORDER BY id) AS n
-        FROM lists
-    ),
-    fields AS (
-        SELECT tasks.id, numbered.id AS list_id, profiles.timezone,
-               CASE WHEN tasks.id % 10 < 3
-                   THEN (now() + ((tasks.id % 60) - 30) * interval '1 day')::date
-               END AS due_date,
-               CASE WHEN tasks.id % 10 = 3
-                   THEN date_trunc('hour', now()) + ((tasks.id % 1440) - 720) * interval '1 hour'
-               END AS due_at
-        FROM tasks JOIN profiles USING (user_id)
-        LEFT JOIN numbered ON numbered.user_id = tasks.user_id AND numbered.n = tasks.id % 7 + 1
-    )
-    UPDATE tasks SET
-        list_id = fields.list_id,
-        priority = (tasks.id * 7919) % 4,
-        due_date = fields.due_date,
-        due_at = fields.due_at,
-        due_sort_at = coalesce(fields.due_at, fields.due_date::timestamp AT TIME ZONE fields.timezone),
-        remind_at = CASE WHEN tasks.id % 30 = 3 THEN fields.due_at - interval '1 hour' END
-    FROM fields WHERE fields.id = tasks.id
-    """,
-    """
-    INSERT INTO task_tags (user_id, task_id, tag_id)
-    SELECT tasks.user_id, tasks.id, tags.id
-    FROM tasks JOIN tags ON tags.user_id = tasks.user_id
-     AND tags.name_key IN ('tag' || (tasks.id % 8 + 1), 'tag' || ((tasks.id / 8) % 8 + 1))
-    WHERE tasks.id % 2 = 0
-    """,
-]
 
 
 @dataclass(frozen=True)
@@ -126,26 +84,14 @@ async def populate(url: str, users: int, tasks_per_user: int, heavy_tasks: int) 
     await run_migrations(url)
     conn = await asyncpg.connect(url)
     try:
-        started = time.perf_counter()
-        # Build the secondary indexes once, after every row is in place.
-        rebuild = await seeding._drop_secondary_indexes(conn, "tasks")
         await seeding.seed(
             conn, users=users, tasks_per_user=tasks_per_user, heavy_tasks=heavy_tasks
         )
-        for statement in ENRICH:
-            await conn.execute(statement)
-        print(f"  enriched in {time.perf_counter() - started:.1f} s since the seed began")
-        await conn.execute("SET maintenance_work_mem = '512MB'")
-        for definition in rebuild:
-            await conn.execute(definition)
-        for table in ("profiles", "lists", "tags", "task_tags", "tasks"):
-            await conn.execute(f"VACUUM (ANALYZE) {table}")
-        print(f"  indexes and statistics ready after {time.perf_counter() - started:.1f} s")
     finally:
         await conn.close()
 
 
-def queries(list_id: int, now: datetime) -> dict[str, ListQuery]:
+def queries(list_id: int, tag: str, now: datetime) -> dict[str, ListQuery]:
     """Name -> the list query of one request (first page, 50 tasks)."""
     today = now.date()
 
@@ -170,7 +116,7 @@ def queries(list_id: int, now: datetime) -> dict[str, ListQuery]:
     named["list_id top level, pending"] = page(
         pending, TaskSort.position, asc, list_id=list_id, parent_id=0
     )
-    named["one tag"] = page(everything, TaskSort.created, desc, tags=("tag3",))
+    named["one tag (the user's most used)"] = page(everything, TaskSort.created, desc, tags=(tag,))
     named["q=milk"] = page(everything, TaskSort.created, desc, q="milk")
     named["q=passport (rare)"] = page(everything, TaskSort.created, desc, q="passport")
     named["overdue"] = page(pending, TaskSort.due_date, asc, overdue=True)
@@ -180,17 +126,13 @@ def queries(list_id: int, now: datetime) -> dict[str, ListQuery]:
     return named
 
 
-async def explain(conn: asyncpg.Connection, user_id: str, statement: Any) -> tuple[str, float]:
-    compiled = statement.compile(
-        dialect=asyncpg_dialect(),  # type: ignore[no-untyped-call]
-        compile_kwargs={"render_postcompile": True},
-    )
-    params = [compiled.params[name] for name in compiled.positiontup]
+async def explain(
+    conn: asyncpg.Connection, user_id: str, sql: str, args: list[Any], search: bool
+) -> tuple[str, float]:
     async with conn.transaction():
         # As a request: the application role, with this user's context.
-        await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
-        await conn.execute("SELECT set_config('app.user_id', $1, true)", user_id)
-        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", *params)
+        await conn.execute(_CONTEXTS[True, search], user_id, "30000", APP_ROLE)
+        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
     plan = "\n".join(row[0] for row in rows)
     found = _TIME.search(plan)
     return plan, float(found.group(1)) if found else float("nan")
@@ -219,14 +161,25 @@ async def run(url: str) -> list[Explained]:
             list_id = await conn.fetchval(
                 "SELECT id FROM lists WHERE user_id = $1 ORDER BY id LIMIT 1", user_id
             )
-            statements = {
-                name: list_statement(user_id, query)
-                for name, query in queries(list_id or 0, now).items()
-            }
-            statements["due reminders"] = due_reminders_statement(user_id, now, 50)
-            for name, statement in statements.items():
-                await explain(conn, user_id, statement)  # warm the cache, as in production
-                plan, ms = await explain(conn, user_id, statement)
+            tag = await conn.fetchval(
+                """
+                SELECT tags.name FROM tags
+                JOIN task_tags ON task_tags.user_id = tags.user_id AND task_tags.tag_id = tags.id
+                WHERE tags.user_id = $1
+                GROUP BY tags.id, tags.name ORDER BY count(*) DESC, tags.id LIMIT 1
+                """,
+                user_id,
+            )
+            statements: dict[str, tuple[str, list[Any], bool]] = {}
+            for name, query in queries(list_id or 0, tag or "untagged", now).items():
+                compiled = cached(list_statement, ListShape.of(query, None))
+                args = compiled.arguments(list_parameters(user_id, query))
+                statements[name] = (compiled.sql, args, query.filters.q is not None)
+            reminders = Statement(due_reminders_statement(user_id, now, 50), render_values=True)
+            statements["due reminders"] = (reminders.sql, reminders.arguments(None), False)
+            for name, (sql, args, search) in statements.items():
+                await explain(conn, user_id, sql, args, search)  # warm the cache, as in production
+                plan, ms = await explain(conn, user_id, sql, args, search)
                 indexes = sorted(set(_INDEX.findall(plan)))
                 results.append(Explained(label, name, plan, indexes, ms))
         return results

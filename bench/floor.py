@@ -264,10 +264,10 @@ class Floor:
         database = self.database
         assert database.pool is not None
         context, context_args = database.context_arguments(user_id, plan.search)
-        async with database.pool.acquire(timeout=database.acquire_timeout) as conn:
-            async with conn.transaction():
-                await conn.execute(context, *context_args)
-                return list(await conn.fetch(plan.statement.sql, *plan.arguments))
+        pool = database.pool
+        async with pool.acquire(timeout=database.acquire_timeout) as conn, conn.transaction():
+            await conn.execute(context, *context_args)
+            return list(await conn.fetch(plan.statement.sql, *plan.arguments))
 
     def _cursor(self, user_id: str, key: list[Any]) -> str:
         payload = orjson.dumps([["created", "desc", "all"], key])

@@ -105,24 +105,25 @@ class Processes:
     def wrk_run(
         self,
         port: int,
-        endpoint: str,
+        request: dict[str, str],
         connections: int,
         seconds: float,
         *,
         count_status: bool = False,
-        select: str = "user",
     ) -> WrkResult:
-        """One wrk run against 127.0.0.1:`port`."""
+        """One wrk run against 127.0.0.1:`port`; `request` is the wrk script's
+        environment for the requests to send (`BENCH_METHOD`, `BENCH_PATH`, ...)."""
+        threads = min(2, connections)
         env = {
             **os.environ,
+            **request,
             "BENCH_USERS_FILE": str(self.users_file),
-            "BENCH_ENDPOINT": endpoint,
-            "BENCH_SELECT": select,
+            "BENCH_THREADS": str(threads),
             "BENCH_COUNT_STATUS": "1" if count_status else "0",
         }
         command = [
             self.wrk,
-            f"-t{min(2, connections)}",
+            f"-t{threads}",
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
             "--latency",

@@ -26,17 +26,18 @@ def profile(
     processes: Processes,
     api_pid: int,
     api_port: int,
-    endpoint: str,
+    request: dict[str, str],
+    name: str,
     seconds: int,
     out_dir: Path,
 ) -> dict[str, Any]:
-    """py-spy samples the API (by pid) while wrk drives `endpoint` at 32 connections.
+    """py-spy samples the API (by pid) while wrk sends `request` at 32 connections.
 
     `--gil` keeps only the samples of the thread holding the GIL: with one process on a
     busy core that is where the CPU goes, whichever thread (event loop or thread-pool
     worker) spends it; waits for the database or the network drop out.
     """
-    out = out_dir / f"profile-{endpoint}.txt"
+    out = out_dir / f"profile-{name}.txt"
     command = [
         "uv", "run", "--no-project", "--with", "py-spy", "py-spy", "record",
         "--pid", str(api_pid), "--duration", str(seconds), "--rate", "250",
@@ -44,7 +45,7 @@ def profile(
     ]  # fmt: skip
     spy = processes.start(command, env=dict(os.environ), stdout=subprocess.DEVNULL)
     time.sleep(2)  # let py-spy attach, so the load covers its whole window
-    processes.wrk_run(api_port, endpoint, 32, seconds + 1)
+    processes.wrk_run(api_port, request, 32, seconds + 1)
     try:
         spy.wait(timeout=60)
     finally:

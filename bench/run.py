@@ -1,26 +1,25 @@
-"""The benchmark: the API beside the raw floor, interleaved, on a freshly seeded database.
+"""The benchmark: the API beside its floor, side by side in one run, on a fresh database.
 
-    uv run python bench/run.py                 # default size: 200 users x 1,000 tasks
-    uv run python bench/run.py --size large    # 10,000 x 100 + one user with 50,000
+    uv run python bench/run.py
+    uv run python bench/run.py --endpoints get,list --spellings me --rounds 1   # a quick look
     uv run python bench/run.py --help
 
-What one run does, all of it on this machine's loopback interface only:
+What one run does, all of it on this machine's loopback interface:
 
-1. checks for wrk (installing the Debian package when running as root with apt-get);
-2. as the PostgreSQL superuser (`--admin-url`), drops and creates the `todo_bench`
-   database and its roles, migrates it with `todo-api migrate` as the owner, and seeds it
+1. as the PostgreSQL superuser (`--admin-url`), drops and creates the `todo_bench`
+   database and its roles, migrates it with `todo-api migrate` as the owner and seeds it
    with `bench/seed.py` (COPY, as the superuser: see there why);
-3. starts `bench/floor.py` and `todo-api serve --workers 1` (TODO_API_ENV=production,
-   every middleware on) with the same DATABASE_URL and JWT_SECRET, checks they answer
-   the same JSON for the same task;
-4. for each endpoint and connection count: a warm-up of each server, then floor, API,
-   floor, API, ... (`--rounds`), so drift in the machine hits both alike; only one
-   server is under load at a time, since wrk and the server share the two cores;
-5. drives the API alone at 512 connections and counts status codes (503 or 429 shed
-   load as designed; any other 5xx fails the run),
-   then checks it still answers;
-6. optionally profiles the API with py-spy (`--profile list,get`);
-7. prints a markdown table and writes it, with the raw numbers, to `bench/results/`.
+2. starts `bench/floor.py` and `todo-api serve --workers 1` (TODO_API_ENV=production,
+   every middleware on) with the same DATABASE_URL and JWT_SECRET, and checks that they
+   answer every request of the benchmark alike;
+3. for each endpoint of `bench/endpoints.py` and each spelling of its URL: a warm-up of
+   each server, then floor, API, floor, API, ... (`--rounds`) at 32 connections, so that
+   drift on the machine hits both alike; only one server is under load at a time, since
+   wrk and the server share the cores;
+4. then drives the API alone at 128 and 512 connections on the same requests, counting
+   status codes;
+5. optionally profiles the API with py-spy (`--profile list:me,create:short`);
+6. prints the table and writes it, with every run's numbers, to `bench/results/`.
 
 Every process it starts is stopped on exit, Ctrl-C included.
 """
@@ -33,6 +32,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import resource
 import signal
 import statistics
@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import seed as seeding
+from endpoints import ENDPOINTS, SPELLINGS, Endpoint
 from loadgen import HOST, BenchError, Processes, WrkResult, ensure_wrk
 from profiling import profile
 
@@ -59,19 +60,10 @@ OWNER_ROLE = "todo_bench_owner"
 APP_LOGIN_ROLE = "todo_bench_app"
 APP_ROLE = "todo_api_app"  # created by the migrations
 JWT_SECRET = "bench-only-jwt-secret-not-for-production-0123456789"
-ENDPOINTS = ("list", "list_filtered", "get", "create", "patch", "complete")
-ENDPOINT_LABELS = {
-    "list": "GET /api/me/tasks?limit=20",
-    "list_filtered": "GET /api/me/tasks?status=pending&sort=title&limit=20",
-    "get": "GET /api/me/tasks/{id}",
-    "create": "POST /api/me/tasks",
-    "patch": "PATCH /api/me/tasks/{id}",
-    "complete": "PATCH /api/me/tasks/{id}/complete",
-}
-SIZES = {
-    "default": {"users": 200, "tasks_per_user": 1000, "heavy_tasks": 0},
-    "large": {"users": 10_000, "tasks_per_user": 100, "heavy_tasks": 50_000},
-}
+#: API requests/s at least this share of the floor's, at the measured connection count.
+READ_TARGET, WRITE_TARGET = 0.6, 0.5
+#: API p99 at most this multiple of the floor's.
+P99_TARGET = 1.5
 
 
 # ---------------------------------------------------------------------------- database
@@ -83,12 +75,14 @@ def _url(role: str, database: str, admin: str) -> str:
     return f"postgresql://{role}@{parts.hostname}:{parts.port or 5432}/{database}"
 
 
-async def create_database(args: argparse.Namespace, marker: str, have_users_file: bool) -> bool:
-    """Drop and create the bench database and its roles, unless one seeded alike is kept.
+def _bench_admin_url(admin: str) -> str:
+    return urlunsplit(urlsplit(admin)._replace(path=f"/{DB_NAME}"))
 
-    Returns whether the existing database is reused.
-    """
-    admin = await asyncpg.connect(args.admin_url)
+
+async def create_database(admin_url: str, marker: str, reuse: bool) -> bool:
+    """Drop and create the bench database and its roles, unless `reuse` and the one there
+    was seeded alike. Returns whether the existing database is kept."""
+    admin = await asyncpg.connect(admin_url)
     try:
         if not await admin.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
             raise BenchError("--admin-url must connect as a superuser (it creates the database)")
@@ -96,7 +90,7 @@ async def create_database(args: argparse.Namespace, marker: str, have_users_file
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
             DB_NAME,
         )
-        if args.reuse_db and current == marker and have_users_file:
+        if reuse and current == marker:
             return True
         await admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         # CREATEROLE: the first migration creates the cluster-wide application role.
@@ -117,10 +111,10 @@ async def create_database(args: argparse.Namespace, marker: str, have_users_file
 
 
 async def seed_database(
-    args: argparse.Namespace, size: dict[str, int], marker: str, reuse: bool
+    args: argparse.Namespace, marker: str, users_file: Path, reuse: bool
 ) -> dict[str, Any]:
-    """Seed the migrated database as the superuser (unless reused); returns facts about it."""
-    conn = await asyncpg.connect(urlunsplit(urlsplit(args.admin_url)._replace(path=f"/{DB_NAME}")))
+    """Seed the migrated database as the superuser (unless kept); facts about it."""
+    conn = await asyncpg.connect(_bench_admin_url(args.admin_url))
     try:
         # The login role for `--as app` takes the application role's grants by inheritance.
         await conn.execute(f"GRANT {APP_ROLE} TO {APP_LOGIN_ROLE}")
@@ -128,21 +122,19 @@ async def seed_database(
             "reused": reuse,
             "postgres": await conn.fetchval("SHOW server_version"),
         }
-        if not reuse:
-            print(
-                f"seeding {size['users']:,} users x {size['tasks_per_user']:,} tasks"
-                + (f" + one user with {size['heavy_tasks']:,}" if size["heavy_tasks"] else ""),
-                flush=True,
-            )
+        if reuse:
+            seeding.refresh_tokens(users_file, JWT_SECRET)
+        else:
+            print(f"seeding {args.users:,} users x {args.tasks_per_user:,} tasks", flush=True)
             result = await seeding.seed(
                 conn,
-                users=size["users"],
-                tasks_per_user=size["tasks_per_user"],
-                heavy_tasks=size["heavy_tasks"],
+                users=args.users,
+                tasks_per_user=args.tasks_per_user,
                 random_seed=args.random_seed,
             )
+            seeding.write_users_file(users_file, result.users, JWT_SECRET)
             await conn.execute(f"COMMENT ON DATABASE {DB_NAME} IS '{marker}'")
-            facts.update(users=result.users, seconds=round(result.seconds, 1), tasks=result.tasks)
+            facts["seconds"] = round(result.seconds, 1)
         facts["tasks_at_start"] = await conn.fetchval("SELECT count(*) FROM tasks")
         facts["size"] = await conn.fetchval(
             "SELECT pg_size_pretty(pg_total_relation_size('tasks'))"
@@ -157,6 +149,38 @@ def migrate(owner_url: str) -> None:
     env = {**_base_env(), "DATABASE_MIGRATION_URL": owner_url}
     with tempfile.TemporaryDirectory() as cwd:
         subprocess.run([str(_todo_api()), "migrate"], env=env, cwd=cwd, check=True)
+
+
+def write_versions(admin_url: str, users: list[User], path: Path) -> None:
+    """Every sampled task's current version, for the If-Match runs: lines of
+    `user_id token task_id version`, in an order that alternates between users."""
+    tokens = {user.user_id: user.token for user in users}
+    rows = asyncio.run(_versions(admin_url, [task for user in users for task in user.tasks]))
+    lines = [f"{r['user_id']} {tokens[r['user_id']]} {r['id']} {r['version']}" for r in rows]
+    random.Random(0).shuffle(lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def _versions(admin_url: str, tasks: list[int]) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(_bench_admin_url(admin_url))
+    try:
+        # The server goes on with the requests of a wrk run that just ended (those in
+        # flight, those waiting for a connection): wait until they have committed.
+        quiet, deadline = 0, time.monotonic() + 15
+        while quiet < 3 and time.monotonic() < deadline:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+            quiet = 0 if busy else quiet + 1
+            await asyncio.sleep(0.1)
+        return list(
+            await conn.fetch(
+                "SELECT user_id, id, version FROM tasks WHERE id = any($1::bigint[])", tasks
+            )
+        )
+    finally:
+        await conn.close()
 
 
 async def leftover_connections(admin_url: str) -> int:
@@ -185,8 +209,26 @@ def _base_env() -> dict[str, str]:
 # ---------------------------------------------------------------------------- servers
 
 
+@dataclass(frozen=True)
+class User:
+    """A line of the users file."""
+
+    user_id: str
+    token: str
+    tag: str
+    tasks: list[int]
+
+    @classmethod
+    def read_all(cls, path: Path) -> list[User]:
+        users = []
+        for line in path.read_text().splitlines():
+            user_id, token, tag, *tasks = line.split()
+            users.append(cls(user_id, token, tag, [int(task) for task in tasks]))
+        return users
+
+
 def server_env(database_url: str, extra: list[str]) -> dict[str, str]:
-    """Production-like settings shared by the floor and the API."""
+    """Production settings, shared by the floor and the API."""
     env = {
         **_base_env(),
         "TODO_API_ENV": "production",
@@ -196,8 +238,7 @@ def server_env(database_url: str, extra: list[str]) -> dict[str, str]:
         # A browser frontend's origin, so the CORS layer is configured as in production.
         "CORS_ORIGINS": "https://app.example.com",
         # The rate limiter stays on and counts every request, so its cost is measured,
-        # but with a budget no benchmark user exhausts: at the floor's speed each of 200
-        # users sends about ten requests a second, the default budget's whole minute.
+        # with a budget no benchmark user exhausts.
         "RATE_LIMIT_PER_MINUTE": "1000000",
     }
     for item in extra:
@@ -224,100 +265,178 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], log: Path, timeout: 
     raise BenchError(f"server on port {port} did not become ready; see {log}")
 
 
-def fetch_json(port: int, path: str, token: str) -> tuple[int, Any]:
-    """One GET with a bearer token: the status and the decoded body (None for an error)."""
+def call(
+    port: int,
+    method: str,
+    path: str,
+    token: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One request: the status, the headers and the decoded JSON body (None if none)."""
+    sent = {"Authorization": f"Bearer {token}", **(headers or {})}
+    if body is not None:
+        sent["Content-Type"] = "application/json"
     request = urllib.request.Request(
-        f"http://{HOST}:{port}{path}", headers={"Authorization": f"Bearer {token}"}
+        f"http://{HOST}:{port}{path}", data=body, method=method, headers=sent
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            raw = response.read()
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            return response.status, headers, json.loads(raw) if raw else None
     except urllib.error.HTTPError as error:
-        return error.code, None
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, None
 
 
-def check_same_answers(
-    floor_port: int, api_port: int, users_file: Path, allow_drift: bool
-) -> list[str]:
-    """Both servers must return the same JSON for the same reads, or the comparison is void.
+def check_same_answers(floor_port: int, api_port: int, user: User) -> None:
+    """Both servers must answer every request of the benchmark alike, or the comparison
+    is void: the same JSON for reads, the same status and fields for writes, and 412 for
+    a stale `If-Match`."""
+    ports = {"floor": floor_port, "API": api_port}
+    for spelling in SPELLINGS:
+        for endpoint in ENDPOINTS.values():
+            path = endpoint.url(spelling, user=user.user_id, task_id=user.tasks[0], tag=user.tag)
+            answers: dict[str, tuple[int, Any]] = {}
+            for name, port in ports.items():
+                headers = {}
+                if endpoint.if_match:
+                    task_path = ENDPOINTS["get"].url(
+                        spelling, user=user.user_id, task_id=user.tasks[0]
+                    )
+                    headers["If-Match"] = call(port, "GET", task_path, user.token)[1]["etag"]
+                status, _, body = call(
+                    port, endpoint.method, path, user.token, endpoint.payload(), headers
+                )
+                answers[name] = (status, body)
+                if endpoint.if_match:
+                    stale = call(port, "PATCH", path, user.token, endpoint.payload(), headers)[0]
+                    if stale != 412:
+                        raise BenchError(f"{name}: a stale If-Match on {path} answered {stale}")
+            (floor_status, floor), (api_status, api) = answers["floor"], answers["API"]
+            expected = 201 if endpoint.method == "POST" else 200
+            if floor_status != expected or api_status != expected:
+                raise BenchError(
+                    f"{endpoint.label(spelling)}: floor answered {floor_status}, API {api_status}"
+                )
+            same = _shape(floor) == _shape(api) if endpoint.write else floor == api
+            if not same:
+                raise BenchError(
+                    f"floor and API disagree on {endpoint.label(spelling)}: bring "
+                    f"bench/floor.py up to the API (tests/test_bench_floor.py shows how)\n"
+                    f"floor: {floor}\nAPI:   {api}"
+                )
 
-    When the API's tasks carry fields the floor does not serve yet (the task model grew
-    and `bench/floor.py` was not brought along), that is an error unless `allow_drift`;
-    the fields are returned so the report can say the comparison is not like for like.
-    """
-    _kind, _user_id, token, task_id, *_ = users_file.read_text().split("\n", 1)[0].split()
-    extra: set[str] = set()
-    for path in (
-        f"/api/me/tasks/{task_id}",
-        "/api/me/tasks?limit=20",
-        "/api/me/tasks?status=pending&sort=title&limit=20",
-    ):
-        floor_status, floor = fetch_json(floor_port, path, token)
-        api_status, api = fetch_json(api_port, path, token)
-        if floor_status != 200 or api_status != 200:
-            raise BenchError(f"{path}: floor answered {floor_status}, API {api_status}")
-        floor_tasks = floor if isinstance(floor, list) else [floor]
-        api_tasks = api if isinstance(api, list) else [api]
-        same = len(floor_tasks) == len(api_tasks) and all(
-            f.keys() <= a.keys() and all(a[k] == v for k, v in f.items())
-            for f, a in zip(floor_tasks, api_tasks, strict=True)
-        )
-        missing = {k for a in api_tasks for k in a} - {k for f in floor_tasks for k in f}
-        if not same or (missing and not allow_drift):
-            raise BenchError(
-                f"floor and API disagree on {path}"
-                + (f"; the API also returns {sorted(missing)}" if missing else "")
-                + ". Bring bench/floor.py's SQL up to the API's (tests/test_round_trips.py "
-                "shows every statement), or pass --allow-floor-drift to measure anyway."
-            )
-        extra |= missing
-    return sorted(extra)
+
+def _shape(body: Any) -> Any:
+    """The field names of a task (or of each task of a page)."""
+    if isinstance(body, list):
+        return [sorted(item) for item in body]
+    return sorted(body) if isinstance(body, dict) else body
 
 
-# ---------------------------------------------------------------------------- report
+# ---------------------------------------------------------------------------- measuring
 
 
 @dataclass
-class Row:
-    """One line of the table: every round of one endpoint at one connection count."""
+class Cell:
+    """One endpoint on one spelling: every run of both servers."""
 
-    endpoint: str
-    connections: int
-    floor: list[WrkResult]
-    api: list[WrkResult]
-    #: `user` rotates over the ordinary users; `heavy` sends every request as the heavy one.
-    select: str = "user"
+    endpoint: Endpoint
+    spelling: str
+    floor: list[WrkResult] = field(default_factory=list)
+    api: list[WrkResult] = field(default_factory=list)
+    #: The API alone at higher connection counts, by connection count.
+    loaded: dict[int, WrkResult] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        suffix = " (heavy user)" if self.select == "heavy" else ""
-        return ENDPOINT_LABELS[self.endpoint] + suffix
+        return self.endpoint.label(self.spelling)
+
+    def rps(self, side: str) -> float:
+        return _mean([r.rps for r in getattr(self, side)])
+
+    def p99(self, side: str) -> float:
+        return _mean([r.p99_ms for r in getattr(self, side)])
+
+    @property
+    def ratio(self) -> float:
+        floor = self.rps("floor")
+        return self.rps("api") / floor if floor else 0.0
+
+    @property
+    def p99_ratio(self) -> float:
+        floor = self.p99("floor")
+        return self.p99("api") / floor if floor else float("inf")
+
+    @property
+    def target(self) -> float:
+        return WRITE_TARGET if self.endpoint.write else READ_TARGET
+
+    def failures(self) -> list[str]:
+        """The targets this cell misses, as short phrases."""
+        missed = []
+        if self.ratio < self.target:
+            missed.append(f"req/s {self.ratio:.2f}x < {self.target}x")
+        if self.p99_ratio > P99_TARGET:
+            missed.append(f"p99 {self.p99_ratio:.2f}x > {P99_TARGET}x")
+        errors = sum(r.errors for r in self.api)
+        errors += sum(r.errors for r in self.loaded.values())
+        if errors:
+            missed.append(f"{errors} API errors")
+        return missed
 
 
 def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else 0.0
 
 
-def table(rows: list[Row]) -> str:
+def wrk_request(endpoint: Endpoint, spelling: str, versions: Path | None) -> dict[str, str]:
+    """The wrk script's environment for this endpoint and spelling."""
+    return {
+        "BENCH_METHOD": endpoint.method,
+        "BENCH_PATH": SPELLINGS[spelling] + endpoint.path,
+        "BENCH_BODY": endpoint.body,
+        "BENCH_VERSIONS_FILE": str(versions) if endpoint.if_match and versions else "",
+    }
+
+
+def table(cells: list[Cell], connections: int, loaded: list[int]) -> str:
     """The side-by-side markdown table (means over the rounds)."""
+    errors_head = "".join(f" API errors at {c} |" for c in loaded)
     lines = [
-        "| endpoint | conns | floor rps | API rps | API/floor | floor p50 | floor p99 "
-        "| API p50 | API p99 | errors floor/API |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| endpoint | floor req/s | API req/s | API/floor (target) | floor p99 | API p99 "
+        f"| p99 API/floor | errors at {connections} floor/API |{errors_head} targets |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(loaded) + "---|",
     ]
-    for row in rows:
-        floor_rps = _mean([r.rps for r in row.floor])
-        api_rps = _mean([r.rps for r in row.api])
-        ratio = api_rps / floor_rps if floor_rps else 0.0
-        lines.append(
-            f"| {row.label} | {row.connections} "
-            f"| {floor_rps:,.0f} | {api_rps:,.0f} | {ratio:.2f} "
-            f"| {_mean([r.p50_ms for r in row.floor]):.1f} ms "
-            f"| {_mean([r.p99_ms for r in row.floor]):.1f} ms "
-            f"| {_mean([r.p50_ms for r in row.api]):.1f} ms "
-            f"| {_mean([r.p99_ms for r in row.api]):.1f} ms "
-            f"| {sum(r.errors for r in row.floor)}/{sum(r.errors for r in row.api)} |"
+    for cell in cells:
+        loaded_errors = "".join(
+            f" {cell.loaded[c].errors if c in cell.loaded else '-'} |" for c in loaded
         )
+        missed = cell.failures()
+        lines.append(
+            f"| `{cell.label}` | {cell.rps('floor'):,.0f} | {cell.rps('api'):,.0f} "
+            f"| {cell.ratio:.2f} (>= {cell.target}) "
+            f"| {cell.p99('floor'):.1f} ms | {cell.p99('api'):.1f} ms | {cell.p99_ratio:.2f} "
+            f"| {sum(r.errors for r in cell.floor)}/{sum(r.errors for r in cell.api)} "
+            f"|{loaded_errors} {'met' if not missed else 'MISSED: ' + '; '.join(missed)} |"
+        )
+    return "\n".join(lines)
+
+
+def loaded_table(cells: list[Cell]) -> str:
+    """The API alone at the higher connection counts."""
+    lines = [
+        "| endpoint | connections | API req/s | p50 | p99 | statuses | socket errors |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for cell in cells:
+        for connections, r in cell.loaded.items():
+            statuses = ", ".join(f"{k}: {v:,}" for k, v in sorted(r.statuses.items()))
+            lines.append(
+                f"| `{cell.label}` | {connections} | {r.rps:,.0f} | {r.p50_ms:.0f} ms "
+                f"| {r.p99_ms:.0f} ms | {statuses} | {r.socket_errors} |"
+            )
     return "\n".join(lines)
 
 
@@ -333,113 +452,54 @@ def machine() -> dict[str, str]:
     with contextlib.suppress(OSError):
         kib = int(Path("/proc/meminfo").read_text().split()[1])
         memory = f"{kib / 1024 / 1024:.1f} GiB"
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     return {
         "cpus": str(os.cpu_count()),
         "cpu": cpu,
         "memory": memory,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "wrk": (wrk.stdout or wrk.stderr).split(" [")[0].strip(),
     }
 
 
 # ---------------------------------------------------------------------------- main
 
 
-def _status_mib(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM (peak RSS) of a process, in MiB, from /proc."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = round(int(rest.split()[0]) / 1024, 1)
-    return values
-
-
-def memory_run(
-    runner: Processes, pid: int, args: argparse.Namespace, rows: list[Row]
-) -> dict[str, Any]:
-    """Drive the API alone for at least `--memory-requests` requests in two halves and
-    read its RSS before, between and after: a leak shows as growth in the second half,
-    when caches and pools have long reached their steady size. Each half runs wrk until
-    it has its share of requests (wrk stops on time, not on a count; the rate measured
-    so far sizes each run)."""
-    endpoint, connections = args.memory_endpoint, 32
-    measured = [r for row in rows if row.endpoint == endpoint for r in row.api]
-    rps = _mean([r.rps for r in measured]) or 300.0
-    share = args.memory_requests / 2
-    start = _status_mib(pid)
-    halves = []
-    for _ in range(2):
-        requests = errors = 0
-        while requests < share:
-            seconds = max(2.0, (share - requests) / rps * 1.05)
-            result = runner.wrk_run(args.api_port, endpoint, connections, seconds)
-            requests += result.requests
-            errors += result.errors
-            if not result.requests:
-                break  # nothing answered: reported as it is, not retried forever
-            rps = result.rps or rps
-        halves.append((requests, errors, _status_mib(pid)))
-    (first, first_errors, half), (second, second_errors, end) = halves
-    return {
-        "endpoint": endpoint,
-        "connections": connections,
-        "requests": first + second,
-        "errors": first_errors + second_errors,
-        "rss_start_mib": start["VmRSS"],
-        "rss_half_mib": half["VmRSS"],
-        "rss_end_mib": end["VmRSS"],
-        "peak_half_mib": half["VmHWM"],
-        "peak_end_mib": end["VmHWM"],
-        "second_half_growth_mib": round(end["VmRSS"] - half["VmRSS"], 1),
-    }
-
-
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark the API beside the raw floor (see bench/README.md)."
+        description="Benchmark the API beside its floor (see bench/README.md)."
     )
-    parser.add_argument("--size", choices=sorted(SIZES), default="default")
-    parser.add_argument("--users", type=int, help="override the size's user count")
-    parser.add_argument("--tasks-per-user", type=int, help="override the size's tasks per user")
-    parser.add_argument("--heavy-tasks", type=int, help="tasks of one extra heavy user")
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--tasks-per-user", type=int, default=1000)
     parser.add_argument("--random-seed", type=int, default=1)
-    parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
-    parser.add_argument("--connections", default="32,128")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per server")
-    parser.add_argument("--rounds", type=int, default=2, help="floor/API pairs per cell")
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="comma-separated")
+    parser.add_argument("--spellings", default=",".join(SPELLINGS), help="comma-separated")
+    parser.add_argument("--connections", type=int, default=32, help="of the side-by-side runs")
     parser.add_argument(
-        "--memory-requests",
-        type=int,
-        default=100_000,
-        help="requests of the long run measuring the API's RSS (0 to skip)",
+        "--loaded", default="128,512", help="connection counts of the API-only runs ('' skips)"
     )
-    parser.add_argument("--memory-endpoint", choices=ENDPOINTS, default="list")
-    parser.add_argument("--overload-connections", type=int, default=512, help="0 to skip")
-    parser.add_argument("--overload-duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per server")
+    parser.add_argument("--rounds", type=int, default=3, help="floor/API pairs per cell")
+    parser.add_argument("--loaded-duration", type=float, default=5.0)
     parser.add_argument(
         "--as",
         dest="db_role",
         choices=("owner", "app"),
         default="owner",
-        help="DATABASE_URL role of both servers: the table owner (each transaction "
-        "then drops to the application role, as with Neon's single URL) or a login "
-        "role that is a member of the application role",
+        help="DATABASE_URL role of both servers: the table owner (each transaction then "
+        "drops to the application role, as with Neon's single URL) or a login role that "
+        "is a member of the application role",
     )
     parser.add_argument(
         "--admin-url",
         default=f"postgresql://postgres@{HOST}:5432/postgres",
         help="superuser URL on loopback (creates the bench database, seeds it)",
     )
-    parser.add_argument(
-        "--allow-floor-drift",
-        action="store_true",
-        help="measure even if the API's tasks have fields the floor does not serve",
-    )
     parser.add_argument("--reuse-db", action="store_true", help="keep a database seeded alike")
     parser.add_argument(
-        "--profile", default="", help="endpoints to profile with py-spy, e.g. list,get"
+        "--profile", default="", help="py-spy the API on endpoint[:spelling],... (spelling: me)"
     )
     parser.add_argument("--profile-seconds", type=int, default=10)
     parser.add_argument(
@@ -451,8 +511,16 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _names(text: str, known: Any, what: str) -> list[str]:
+    names = [name for name in text.split(",") if name]
+    unknown = set(names) - set(known)
+    if unknown:
+        raise BenchError(f"unknown {what} {sorted(unknown)}; choose from {list(known)}")
+    return names
+
+
 def _raise_file_limit() -> None:
-    # 512 connections plus the pool need more descriptors than a common soft limit of 1024.
+    # 512 connections plus the pools need more descriptors than a common soft limit of 1024.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else 65536
     if soft < wanted:
@@ -467,43 +535,42 @@ def main(argv: list[str]) -> int:
     """Run the whole benchmark; returns the process exit code."""
     args = _parse_args(argv)
     seeding.require_loopback(args.admin_url)
-    size = dict(SIZES[args.size])
-    for key in ("users", "tasks_per_user", "heavy_tasks"):
-        if getattr(args, key) is not None:
-            size[key] = getattr(args, key)
-    endpoints = [e for e in args.endpoints.split(",") if e]
-    unknown = set(endpoints) - set(ENDPOINTS)
-    if unknown:
-        raise BenchError(f"unknown endpoints {sorted(unknown)}; choose from {ENDPOINTS}")
-    connections = [int(c) for c in args.connections.split(",") if c]
-    profiled = [e for e in args.profile.split(",") if e]
+    endpoints = [ENDPOINTS[name] for name in _names(args.endpoints, ENDPOINTS, "endpoints")]
+    spellings = _names(args.spellings, SPELLINGS, "spellings")
+    loaded = [int(c) for c in args.loaded.split(",") if c]
+    profiled = []
+    for item in filter(None, args.profile.split(",")):
+        name, _, spelling = item.partition(":")
+        _names(name, ENDPOINTS, "endpoints")
+        profiled.append((ENDPOINTS[name], _names(spelling or "me", SPELLINGS, "spellings")[0]))
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     _raise_file_limit()
     wrk = ensure_wrk()
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    users_file = args.out / f"users-{args.size}.tsv"
+    users_file = args.out / "users.tsv"
     started = time.monotonic()
+    load_before = os.getloadavg()
+    cells = [Cell(endpoint, spelling) for endpoint in endpoints for spelling in spellings]
+    profiles: dict[str, Any] = {}
 
     with tempfile.TemporaryDirectory(prefix="todo-bench-") as work:
         runner = Processes(wrk, users_file, Path(work))
+        versions = Path(work) / "versions.tsv"
         try:
             marker = (
-                f"todo-api bench: users={size['users']} tasks_per_user={size['tasks_per_user']} "
-                f"heavy={size['heavy_tasks']} seed={args.random_seed} model=full"
+                f"todo-api bench: users={args.users} tasks_per_user={args.tasks_per_user} "
+                f"seed={args.random_seed} users-file=v2"
             )
-            reuse = asyncio.run(create_database(args, marker, users_file.exists()))
+            reuse = asyncio.run(
+                create_database(args.admin_url, marker, args.reuse_db and users_file.exists())
+            )
             migrate(_url(OWNER_ROLE, DB_NAME, args.admin_url))
-            facts = asyncio.run(seed_database(args, size, marker, reuse))
-            if facts["reused"]:
-                seeding.refresh_tokens(users_file, JWT_SECRET)
-            else:
-                seeding.write_users_file(users_file, facts.pop("users"), JWT_SECRET)
-                print(f"  seeded in {facts['seconds']} s", flush=True)
+            facts = asyncio.run(seed_database(args, marker, users_file, reuse))
+            users = User.read_all(users_file)
             role = OWNER_ROLE if args.db_role == "owner" else APP_LOGIN_ROLE
-            database_url = _url(role, DB_NAME, args.admin_url)
-            env = server_env(database_url, args.api_env)
+            env = server_env(_url(role, DB_NAME, args.admin_url), args.api_env)
             logs = args.out / "logs"
             logs.mkdir(exist_ok=True)
             floor_log, api_log = logs / "floor.log", logs / "api.log"
@@ -520,74 +587,47 @@ def main(argv: list[str]) -> int:
             )  # fmt: skip
             wait_ready(args.floor_port, floor, floor_log)
             wait_ready(args.api_port, api, api_log)
-            drift = check_same_answers(
-                args.floor_port, args.api_port, users_file, args.allow_floor_drift
-            )
-            facts["floor_drift"] = drift
-            if drift:
-                print(f"warning: the floor does not serve {drift}; not like for like")
-            else:
-                print("floor and API answer alike; measuring", flush=True)
+            check_same_answers(args.floor_port, args.api_port, users[0])
+            print("floor and API answer alike; measuring", flush=True)
 
-            cells = [(e, c, "user") for e in endpoints for c in connections]
-            if size["heavy_tasks"]:
-                # The first pages of the user with the most tasks, to set beside everyone
-                # else's: with the right indexes they cost the same.
-                reads = [e for e in endpoints if e.startswith("list")]
-                cells += [(e, connections[0], "heavy") for e in reads]
-            rows: list[Row] = []
-            for endpoint, conns, select in cells:
-                row = Row(endpoint, conns, [], [], select)
-                for port in (args.floor_port, args.api_port):
-                    runner.wrk_run(port, endpoint, conns, args.warmup, select=select)
-                for _ in range(args.rounds):
-                    for port, results in ((args.floor_port, row.floor), (args.api_port, row.api)):
-                        results.append(
-                            runner.wrk_run(port, endpoint, conns, args.duration, select=select)
+            def run(port: int, cell: Cell, connections: int, seconds: float) -> WrkResult:
+                if cell.endpoint.if_match:
+                    write_versions(args.admin_url, users, versions)
+                request = wrk_request(cell.endpoint, cell.spelling, versions)
+                return runner.wrk_run(
+                    port, request, connections, seconds, count_status=connections in loaded
+                )
+
+            for endpoint in endpoints:
+                mine = [cell for cell in cells if cell.endpoint is endpoint]
+                for cell in mine:
+                    for port in (args.floor_port, args.api_port):
+                        run(port, cell, args.connections, args.warmup)
+                    for _ in range(args.rounds):
+                        cell.floor.append(
+                            run(args.floor_port, cell, args.connections, args.duration)
                         )
-                rows.append(row)
-                print(table([row]).splitlines()[-1], flush=True)
+                        cell.api.append(run(args.api_port, cell, args.connections, args.duration))
+                    print(table([cell], args.connections, []).splitlines()[-1], flush=True)
+                for cell in mine:
+                    for connections in loaded:
+                        result = run(args.api_port, cell, connections, args.loaded_duration)
+                        cell.loaded[connections] = result
+                        print(
+                            f"  {cell.label} at {connections}: {result.rps:,.0f} req/s, "
+                            f"p99 {result.p99_ms:.0f} ms, statuses {result.statuses}, "
+                            f"socket errors {result.socket_errors}",
+                            flush=True,
+                        )
 
-            memory: dict[str, Any] = {}
-            if args.memory_requests:
-                memory = memory_run(runner, api.pid, args, rows)
-                print(f"memory: {memory}", flush=True)
-
-            overload: dict[str, Any] = {}
-            if args.overload_connections:
-                result = runner.wrk_run(
-                    args.api_port,
-                    "list",
-                    args.overload_connections,
-                    args.overload_duration,
-                    count_status=True,
+            for endpoint, spelling in profiled:
+                if endpoint.if_match:
+                    write_versions(args.admin_url, users, versions)
+                name = f"{endpoint.name}-{spelling}"
+                request = wrk_request(endpoint, spelling, versions)
+                profiles[endpoint.label(spelling)] = profile(
+                    runner, api.pid, args.api_port, request, name, args.profile_seconds, args.out
                 )
-                token = users_file.read_text().split(maxsplit=3)[2]
-                overload = {
-                    "connections": args.overload_connections,
-                    "endpoint": "list",
-                    "rps": result.rps,
-                    "p50_ms": result.p50_ms,
-                    "p99_ms": result.p99_ms,
-                    "statuses": result.statuses,
-                    "socket_errors": result.socket_errors,
-                    # Shedding load with 503 (pool exhausted) or 429 is the designed
-                    # answer to overload (issue 7); any other 5xx is a failure.
-                    "unexpected_5xx": sum(
-                        n for s, n in result.statuses.items() if int(s) >= 500 and s != "503"
-                    ),
-                    # Not wedged: it must answer a normal request right after.
-                    "healthz_after": fetch_json(args.api_port, "/healthz", "")[0],
-                    "list_after": fetch_json(args.api_port, "/api/me/tasks?limit=20", token)[0],
-                }
-                print(f"overload: {overload}", flush=True)
-
-            profiles = {
-                endpoint: profile(
-                    runner, api.pid, args.api_port, endpoint, args.profile_seconds, args.out
-                )
-                for endpoint in profiled
-            }
         except KeyboardInterrupt:
             print("\ninterrupted; stopping everything", file=sys.stderr)
             return 130
@@ -599,8 +639,9 @@ def main(argv: list[str]) -> int:
                     print(f"warning: {left} connection(s) to {DB_NAME} remain", file=sys.stderr)
 
     elapsed = time.monotonic() - started
-    command = "uv run python bench/run.py " + " ".join(argv)
-    report = render(command.strip(), facts, size, args, rows, overload, profiles, elapsed, memory)
+    command = " ".join(["uv run python bench/run.py", *argv])
+    facts["load_before"] = [round(x, 2) for x in load_before]
+    report = render(command, facts, args, cells, loaded, profiles, elapsed)
     print()
     print(report)
     (args.out / f"run-{stamp}.md").write_text(report + "\n")
@@ -608,101 +649,74 @@ def main(argv: list[str]) -> int:
         "command": command,
         "machine": machine(),
         "database": facts,
-        "size": size,
-        "rows": [
+        "connections": args.connections,
+        "cells": [
             {
-                "endpoint": r.endpoint,
-                "connections": r.connections,
-                "select": r.select,
-                "floor": [asdict(x) for x in r.floor],
-                "api": [asdict(x) for x in r.api],
+                "endpoint": cell.endpoint.name,
+                "spelling": cell.spelling,
+                "label": cell.label,
+                "floor": [asdict(r) for r in cell.floor],
+                "api": [asdict(r) for r in cell.api],
+                "api_loaded": {str(c): asdict(r) for c, r in cell.loaded.items()},
+                "missed": cell.failures(),
             }
-            for r in rows
+            for cell in cells
         ],
-        "overload": overload,
-        "memory": memory,
         "profiles": profiles,
     }
     (args.out / f"run-{stamp}.json").write_text(json.dumps(raw, indent=2) + "\n")
     print(f"\nwritten: {args.out / f'run-{stamp}.md'} (+ .json)")
-    if overload and (overload["unexpected_5xx"] or overload["list_after"] != 200):
-        print("FAIL: the API answered 5xx other than 503, or stayed wedged", file=sys.stderr)
-        return 1
     return 0
 
 
 def render(
     command: str,
     facts: dict[str, Any],
-    size: dict[str, int],
     args: argparse.Namespace,
-    rows: list[Row],
-    overload: dict[str, Any],
+    cells: list[Cell],
+    loaded: list[int],
     profiles: dict[str, Any],
     elapsed: float,
-    memory: dict[str, Any] | None = None,
 ) -> str:
     """The markdown report of one run."""
     info = machine()
+    missed = [cell for cell in cells if cell.failures()]
     out = [
-        f"`{command}` ({elapsed / 60:.1f} min)",
+        f"`{command}` ({elapsed / 60:.1f} min, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"- machine: {info['cpus']} CPUs ({info['cpu']}), {info['memory']} RAM, "
-        f"Linux {info['kernel']}, Python {info['python']}, PostgreSQL {facts['postgres']}",
-        f"- data: {size['users']:,} users x {size['tasks_per_user']:,} tasks"
-        + (f" + 1 user x {size['heavy_tasks']:,}" if size["heavy_tasks"] else "")
+        f"Linux {info['kernel']}, Python {info['python']}, PostgreSQL {facts['postgres']}, "
+        f"{info['wrk']}; load average before the run {facts['load_before'][0]} (1 min)",
+        f"- data: {args.users:,} users x {args.tasks_per_user:,} tasks seeded"
+        + (" (database reused)" if facts["reused"] else "")
         + f"; {facts['tasks_at_start']:,} tasks ({facts['size']} with indexes) at the start",
-        f"- servers: one process each, DATABASE_URL as the {args.db_role} role; "
-        f"wrk 2 threads, {args.duration:g} s per run after {args.warmup:g} s warm-up, "
-        f"{args.rounds} rounds floor/API interleaved, means shown",
-        *(
-            [f"- NOT LIKE FOR LIKE: the API's tasks also carry {facts['floor_drift']}"]
-            if facts.get("floor_drift")
-            else []
-        ),
+        f"- servers: one process each, DATABASE_URL as the {args.db_role} role; wrk 2 threads; "
+        f"side by side at {args.connections} connections: {args.warmup:g} s warm-up each, then "
+        f"{args.rounds} rounds of floor {args.duration:g} s, API {args.duration:g} s (means "
+        f"shown); then the API alone for {args.loaded_duration:g} s at each of "
+        f"{', '.join(map(str, loaded)) or 'no higher count'} connections",
+        f"- targets: API req/s >= {READ_TARGET}x the floor's for reads, >= {WRITE_TARGET}x "
+        f"for writes; API p99 <= {P99_TARGET}x the floor's; no API error (non-2xx or "
+        f"socket error) at any connection count. Met by {len(cells) - len(missed)} of "
+        f"{len(cells)}.",
         "",
-        table(rows),
+        table(cells, args.connections, loaded),
     ]
-    if overload:
-        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(overload["statuses"].items()))
-        out += [
-            "",
-            f"Overload, API only, {overload['connections']} connections on "
-            f"{ENDPOINT_LABELS['list']}: {overload['rps']:,.0f} rps, p50 "
-            f"{overload['p50_ms']:.0f} ms, p99 {overload['p99_ms']:.0f} ms; statuses {statuses}; "
-            f"socket errors {overload['socket_errors']}; right afterwards /healthz "
-            f"{overload['healthz_after']} and a list {overload['list_after']}.",
-        ]
-    if memory:
-        out += [
-            "",
-            f"Memory of the API worker over {memory['requests']:,} requests of "
-            f"{ENDPOINT_LABELS[memory['endpoint']]} at {memory['connections']} connections "
-            f"(after the measured runs): RSS {memory['rss_start_mib']} MiB before, "
-            f"{memory['rss_half_mib']} MiB after the first half, {memory['rss_end_mib']} MiB "
-            f"after the second; peak (VmHWM) {memory['peak_half_mib']} MiB after the first "
-            f"half, {memory['peak_end_mib']} MiB at the end; growth over the second half "
-            f"{memory['second_half_growth_mib']:+} MiB.",
-        ]
-    for endpoint, summary in profiles.items():
-        out += [
-            "",
-            f"Profile of the API on {ENDPOINT_LABELS[endpoint]} ({summary['samples']} samples):",
-        ]
-        out.append("- threads: " + ", ".join(f"{n} {p}%" for n, p in summary["threads"]))
-        out.append(
-            "- self time by package: "
-            + ", ".join(f"{n} {p}%" for n, p in summary["self_by_package"])
-        )
-        out.append(
-            "- self time by function: "
-            + ", ".join(f"{n} {p}%" for n, p in summary["self_by_function"][:10])
-        )
+    if loaded:
+        out += ["", "The API alone at higher connection counts:", "", loaded_table(cells)]
+    for label, summary in profiles.items():
+        out += ["", f"Profile of the API on `{label}` ({summary['samples']} samples):"]
+        out.append("- self time by package: " + _shares(summary["self_by_package"]))
+        out.append("- self time by function: " + _shares(summary["self_by_function"][:12]))
         # The server, the loop and the middleware chain enclose nearly every sample;
         # below them are the parts of a request worth comparing.
         parts = [(n, p) for n, p in summary["inclusive"] if p < 40][:15]
-        out.append("- inclusive, below the middleware: " + ", ".join(f"{n} {p}%" for n, p in parts))
+        out.append("- inclusive, below the middleware: " + _shares(parts))
     return "\n".join(out)
+
+
+def _shares(items: list[tuple[str, float]]) -> str:
+    return ", ".join(f"{name} {share}%" for name, share in items)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ minutes); without it they are used as they are.
 Each run is one request's transaction, as the app issues it: `BEGIN`, the app's
 user-context statement (application role, `app.user_id`, statement timeout; for a
 search, also `plan_cache_mode = force_custom_plan`, as the app sets it), the list
-statement the service builds (the prebuilt plain first page where the app uses one),
-`COMMIT`; the time is that of the list statement. Ordinary users are a fixed sample of
+statement the service compiles for that page (`task_list.list_statement`), `COMMIT`; the time is that of the list statement. Ordinary users are a fixed sample of
 50, one after another; the heavy user is the same every time. Sizes and users are
 interleaved run by run, so background load on the machine falls on every column alike.
 
@@ -50,27 +49,25 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import seed as seeding
 from explain import create_database
 
-from todo_api.db import _CONTEXTS, _RAW_CONTEXTS, APP_ROLE, RawStatement
+from todo_api.db.database import _CONTEXTS, APP_ROLE
+from todo_api.db.statements import cached
 from todo_api.migrations import run_migrations
 from todo_api.schemas.tasks import SortOrder, TaskSort, TaskStatus
-from todo_api.services.tasks import (
+from todo_api.services.task_list import (
     ListQuery,
+    ListShape,
     TaskFilters,
-    _first_page,
-    is_plain_first_page,
+    list_parameters,
     list_statement,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-#: The context statement of a search request (`q`): its statements planned for their values.
-_SEARCH_CONTEXT = RawStatement.compile(_CONTEXTS[True, True])
 LIMIT = 50
 SAMPLE = 50
 
@@ -148,25 +145,20 @@ def queries(q: str) -> dict[str, Callable[[User], ListQuery]]:
 
 
 def statement(user_id: str, query: ListQuery) -> tuple[str, list[Any]]:
-    """The SQL and arguments the service runs for this page, compiled for asyncpg."""
-    if is_plain_first_page(query):
-        raw = _first_page(query.status, query.sort, query.order)
-        return raw.sql, raw.arguments({"user_id": user_id, "limit": query.limit + 1})
-    compiled = list_statement(user_id, query).compile(
-        dialect=asyncpg_dialect(),  # type: ignore[no-untyped-call]
-        compile_kwargs={"render_postcompile": True},
-    )
-    return str(compiled), [compiled.params[name] for name in compiled.positiontup or ()]
+    """The SQL and arguments the service runs for this page (its compiled `Statement`)."""
+    compiled = cached(list_statement, ListShape.of(query, None))
+    return compiled.sql, compiled.arguments(list_parameters(user_id, query))
 
 
-async def one_request(
-    conn: asyncpg.Connection, context: RawStatement, user: User, query: ListQuery
-) -> tuple[float, int]:
-    """One request's transaction: the list statement's time in milliseconds, and rows."""
+async def one_request(conn: asyncpg.Connection, user: User, query: ListQuery) -> tuple[float, int]:
+    """One request's transaction: the list statement's time in milliseconds, and rows.
+
+    The context is the app's for a URL that owns the tables (a role switch), with
+    custom plans for a search, as `Database.transaction` sets it."""
     sql, args = statement(user.user_id, query)
-    params = {"user_id": user.user_id, "role": APP_ROLE, "timeout": "30000"}
+    context = _CONTEXTS[True, query.filters.q is not None]
     async with conn.transaction():
-        await conn.execute(context.sql, *context.arguments(params))
+        await conn.execute(context, user.user_id, "30000", APP_ROLE)
         started = time.perf_counter()
         rows = await conn.fetch(sql, *args)
         return (time.perf_counter() - started) * 1000, len(rows)
@@ -240,8 +232,7 @@ async def measure(
                     if target.rows_of is not None:
                         shown = min(query.limit, fetched[target.rows_of])
                         query = dataclasses.replace(query, limit=max(1, shown))
-                    context = _SEARCH_CONTEXT if query.filters.q else _RAW_CONTEXTS[True]
-                    ms, rows = await one_request(conn, context, user, query)
+                    ms, rows = await one_request(conn, user, query)
                     fetched[target.label] = rows
                     if run >= warmup:
                         timings.add(name, target.label, ms, rows)

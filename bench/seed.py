@@ -23,9 +23,9 @@ stay on. Recurrences are not seeded: completing a recurring task creates the nex
 occurrence in Python (`services/recurrence.py`), which the floor does not reimplement.
 Everything comes from one seeded random generator, so a size is reproducible.
 
-The users file has one line per user, `kind user_id token id id ...`, which the wrk
-script reads: `kind` is `user` or `heavy`, the ids are a random sample of that user's
-tasks, the token an HS256 JWT for the user, valid for six hours.
+The users file has one line per user, `user_id token tag id id ...`, which the wrk
+script reads: the token is an HS256 JWT for the user, valid for six hours, the tag the
+one on most of the user's tasks, the ids a random sample of the user's tasks.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import random
 import string
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,8 @@ class SeedUser:
     zone: str = "UTC"
     lists: list[int] = field(default_factory=list)
     tags: list[int] = field(default_factory=list)
+    #: The name of the tag on most of its tasks.
+    top_tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -361,6 +364,11 @@ async def seed(
         await _move_sequence(conn, "lists", list_id - 1)
         await _move_sequence(conn, "tags", tag_id - 1)
     index_seconds = time.perf_counter() - copy_started - copy_seconds
+    names = {row[0]: row[2] for row in tag_rows}
+    uses = Counter(tag for _, _, tag in task_tags)
+    for person in people:
+        if person.tags:
+            person.top_tag = names[max(person.tags, key=lambda tag: (uses[tag], -tag))]
     if log:
         print(
             f"  copied {len(owners):,} tasks ({len(task_tags):,} tag links, "
@@ -406,21 +414,21 @@ def make_token(secret: str, user_id: str, ttl: int, index: int) -> str:
 
 
 def write_users_file(path: Path, users: list[SeedUser], secret: str, ttl: int = 6 * 3600) -> None:
-    """One line per user: `kind user_id token id id ...`, for the wrk script."""
+    """One line per user: `user_id token tag id id ...`, for the wrk script."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         for index, user in enumerate(users):
-            kind = "heavy" if user.heavy else "user"
             token = make_token(secret, user.user_id, ttl, index)
-            handle.write(" ".join([kind, user.user_id, token, *map(str, user.sample)]) + "\n")
+            fields = [user.user_id, token, user.top_tag or "-", *map(str, user.sample)]
+            handle.write(" ".join(fields) + "\n")
 
 
 def refresh_tokens(path: Path, secret: str, ttl: int = 6 * 3600) -> None:
     """Sign new tokens into an existing users file (a reused database outlives its tokens)."""
     lines = []
     for index, line in enumerate(path.read_text().splitlines()):
-        kind, user_id, _, *ids = line.split()
-        lines.append(" ".join([kind, user_id, make_token(secret, user_id, ttl, index), *ids]))
+        user_id, _, tag, *ids = line.split()
+        lines.append(" ".join([user_id, make_token(secret, user_id, ttl, index), tag, *ids]))
     path.write_text("\n".join(lines) + "\n")
 
 
