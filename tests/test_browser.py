@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import socket
 import threading
@@ -73,7 +74,12 @@ def browser() -> Iterator[webdriver.Chrome]:
         "--disable-sync",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # The browser is the client: it runs on the real clock even when the suite's is moved
+    # (.ci/pytest-shifted preloads libfaketime into every process pytest starts).
+    env = {
+        k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")
+    }
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=env), options=options)
     try:
         yield driver
     finally:
