@@ -34,6 +34,7 @@ import os
 import platform
 import random
 import resource
+import shlex
 import signal
 import statistics
 import subprocess
@@ -639,7 +640,7 @@ def main(argv: list[str]) -> int:
                     print(f"warning: {left} connection(s) to {DB_NAME} remain", file=sys.stderr)
 
     elapsed = time.monotonic() - started
-    command = " ".join(["uv run python bench/run.py", *argv])
+    command = " ".join(["uv run python bench/run.py", *map(shlex.quote, argv)])
     facts["load_before"] = [round(x, 2) for x in load_before]
     report = render(command, facts, args, cells, loaded, profiles, elapsed)
     print()

@@ -201,16 +201,15 @@ async def test_unhandled_error_log_carries_no_request_body(
     assert_absent(rendered(all_logs.records), {"request body or query": marker})
 
 
-async def test_database_error_log_carries_no_statement_parameters(
-    all_logs: pytest.LogCaptureFixture, owner_url: str
-) -> None:
-    # Logged with the traceback of an unexpected database error, bound parameters would
-    # put task text in the error log.
+async def _error_logged_for(
+    owner_url: str, records: pytest.LogCaptureFixture, statement: Any, marker: str
+) -> logging.LogRecord:
+    """POST `marker` to a route that runs `statement` with it as the parameter `v` (and
+    fails); returns the one error record logged."""
     app = create_app(make_settings(owner_url))
-    marker = f"param-{uuid.uuid4().hex}"
 
     async def explode(ctx: ContextDep, payload: dict[str, Any]) -> None:
-        await ctx.session.execute(text("SELECT 1 / 0 WHERE :t <> ''"), {"t": payload["text"]})
+        await ctx.session.execute(statement, {"v": payload["text"]})
 
     app.add_api_route("/api/me/boom", explode, methods=["POST"])
     async with LifespanManager(app):
@@ -219,7 +218,18 @@ async def test_database_error_log_carries_no_statement_parameters(
             headers = {"Authorization": f"Bearer {make_token('boom-user')}"}
             response = await http.post("/api/me/boom", json={"text": marker}, headers=headers)
     assert response.status_code == 500
-    (error,) = [r for r in all_logs.records if r.name == "todo_api.errors"]
+    (error,) = [r for r in records.records if r.name == "todo_api.errors"]
+    return error
+
+
+async def test_database_error_log_carries_no_statement_parameters(
+    all_logs: pytest.LogCaptureFixture, owner_url: str
+) -> None:
+    # Logged with the traceback of an unexpected database error, bound parameters would
+    # put task text in the error log.
+    marker = f"param-{uuid.uuid4().hex}"
+    statement = text("SELECT 1 / 0 WHERE :v <> ''")
+    error = await _error_logged_for(owner_url, all_logs, statement, marker)
     assert error.exc_info is not None
     assert "division by zero" in JsonFormatter().format(error)  # the cause is still told
     assert_absent(rendered(all_logs.records), {"statement parameter": marker})
@@ -229,21 +239,9 @@ async def test_a_refused_parameter_value_is_not_in_the_error_log(
     all_logs: pytest.LogCaptureFixture, owner_url: str
 ) -> None:
     # asyncpg's message for a value it cannot encode quotes the value.
-    app = create_app(make_settings(owner_url))
     marker = f"value-{uuid.uuid4().hex}"
-    number = Statement(select(bindparam("n", type_=Integer)))
-
-    async def explode(ctx: ContextDep, payload: dict[str, Any]) -> None:
-        await ctx.session.execute(number, {"n": payload["text"]})
-
-    app.add_api_route("/api/me/boom", explode, methods=["POST"])
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            headers = {"Authorization": f"Bearer {make_token('boom-user')}"}
-            response = await http.post("/api/me/boom", json={"text": marker}, headers=headers)
-    assert response.status_code == 500
-    (error,) = [r for r in all_logs.records if r.name == "todo_api.errors"]
+    statement = Statement(select(bindparam("v", type_=Integer)))
+    error = await _error_logged_for(owner_url, all_logs, statement, marker)
     assert "invalid input for query argument" in JsonFormatter().format(error)
     assert_absent(rendered(all_logs.records), {"statement parameter": marker})
 

