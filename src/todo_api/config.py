@@ -89,6 +89,20 @@ class Settings(BaseSettings):
     #: How long the change feed keeps entries; an older cursor gets 410.
     changes_retention_days: int = Field(default=30, ge=1, le=3650)
 
+    # Live updates (`GET /api/{user_id}/events`)
+    #: How a worker learns of other instances' commits: `listen` (PostgreSQL LISTEN on a
+    #: direct connection), `poll` (one query per interval for all the worker's streams),
+    #: `auto` (`listen`, or `poll` behind PgBouncer unless EVENTS_LISTEN_URL is set).
+    events_fanout: Literal["auto", "listen", "poll"] = "auto"
+    #: A direct (not pooled) URL for LISTEN; DATABASE_URL when unset.
+    events_listen_url: SecretStr | None = None
+    events_poll_interval_seconds: float = Field(default=0.5, gt=0, le=30)
+    events_keepalive_seconds: float = Field(default=15.0, gt=0, le=15)
+    events_retry_ms: int = Field(default=2000, ge=100, le=60_000)
+    events_ticket_ttl_seconds: int = Field(default=30, ge=1, le=60)
+    events_max_streams_per_user: int = Field(default=8, ge=1, le=1000)
+    events_max_streams_per_worker: int = Field(default=2000, ge=1, le=100_000)
+
     _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(_split_csv)
 
     @field_validator("jwt_secret", "better_auth_secret")

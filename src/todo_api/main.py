@@ -20,6 +20,8 @@ from todo_api.db.database import Database
 from todo_api.db.urls import redact
 from todo_api.deps import Shared, query_names
 from todo_api.errors import DatabaseUnavailable
+from todo_api.events.setup import events_hub
+from todo_api.events.tickets import TicketCodec
 from todo_api.http.cors import ProblemCORSMiddleware
 from todo_api.http.middleware import (
     AuthenticationMiddleware,
@@ -42,7 +44,7 @@ from todo_api.observability import metrics
 from todo_api.observability.logs import skip_process_details
 from todo_api.observability.metrics import Metrics
 from todo_api.observability.redaction import install_log_redaction
-from todo_api.routes import changes, health, lists, profile, reminders, tags, tasks
+from todo_api.routes import changes, events, health, lists, profile, reminders, tags, tasks
 from todo_api.services.cursors import CursorCodec
 from todo_api.services.quotas import Quotas
 
@@ -86,6 +88,10 @@ def _cursor_key(settings: Settings) -> bytes:
         )
     )
     return hashlib.sha256(b"todo-api/cursor/v1|" + material.encode()).digest()
+
+
+def _ticket_key(settings: Settings) -> bytes:
+    return hashlib.sha256(b"todo-api/event-ticket/v1|" + _cursor_key(settings)).digest()
 
 
 def _log_salt(settings: Settings) -> bytes:
@@ -138,10 +144,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             query_names=query_names(app.openapi()),
         )
         app.state.readiness = health.ReadinessProbe(database)
+        app.state.ticket_codec = TicketCodec(_ticket_key(settings))
+        app.state.events = events_hub(database, settings, app.state.metrics)
+        await app.state.events.start()
         if settings.is_production:
             _freeze_start_up_objects()
         yield
     finally:
+        if hasattr(app.state, "events"):
+            await app.state.events.stop()
         await verifier.aclose()
         await database.dispose()
         if app.state.rate_limiter is not None:
@@ -210,6 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags.router,
         reminders.router,
         changes.router,
+        events.router,
         profile.router,
     ):
         app.include_router(router, prefix="/api/{user_id}")
@@ -236,6 +248,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "If-None-Match",
             "Idempotency-Key",
             "X-Request-ID",
+            "Last-Event-ID",
         ],
         expose_headers=EXPOSED_HEADERS,
         # Safe: the API authenticates by header only (cookies never count), and the

@@ -349,3 +349,18 @@ tags_table = Tag.__table__  # type: ignore[attr-defined]
 task_tags_table = TaskTag.__table__  # type: ignore[attr-defined]
 changes_table = Change.__table__  # type: ignore[attr-defined]
 idempotency_keys_table = IdempotencyKey.__table__  # type: ignore[attr-defined]
+
+
+class EventTicket(SQLModel, table=True):
+    """A single-use ticket that opens one event stream (deleted when spent). Its expiry
+    and the user it was minted for are also signed into the ticket itself."""
+
+    __tablename__ = "event_tickets"
+    __table_args__ = (PrimaryKeyConstraint("user_id", "id"),)
+
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    id: str = Field(sa_column=Column(String(32), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+event_tickets_table = EventTicket.__table__  # type: ignore[attr-defined]

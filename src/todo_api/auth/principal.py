@@ -11,7 +11,7 @@ from typing import Any
 from todo_api.errors import Unauthorized
 
 RESERVED_USER_IDS: frozenset[str] = frozenset(
-    {"me", "tasks", "lists", "tags", "reminders", "changes"}
+    {"me", "tasks", "lists", "tags", "reminders", "changes", "events"}
 )
 
 MAX_TOKEN_LENGTH = 8192

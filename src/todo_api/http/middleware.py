@@ -17,7 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.auth.principal import RESERVED_USER_IDS, Principal, TokenError, bearer_token
 from todo_api.auth.tokens import TokenVerifier
-from todo_api.errors import PayloadTooLarge
+from todo_api.errors import AppError, PayloadTooLarge
+from todo_api.events import tickets
 from todo_api.http.problems import send_problem
 from todo_api.http.ratelimit import limiter_of, send_rate_limited
 from todo_api.http.response_state import RESPONSE, ResponseState, response_state
@@ -283,10 +284,15 @@ class AuthenticationMiddleware:
             # A CORS preflight carries no credentials; the CORS layer above answers it.
             await self.app(scope, receive, send)
             return
-        verifier: TokenVerifier = scope["app"].state.verifier
+        state = scope["app"].state
         try:
-            token = bearer_token([v for k, v in scope["headers"] if k == b"authorization"])
-            principal = await verifier.verify(token)
+            authorization = [v for k, v in scope["headers"] if k == b"authorization"]
+            ticket = None if authorization else tickets.stream_ticket(scope)
+            if ticket is not None:
+                principal = await tickets.spend(state.database, state.ticket_codec, ticket)
+            else:
+                verifier: TokenVerifier = state.verifier
+                principal = await verifier.verify(bearer_token(authorization))
         except TokenError as error:
             challenge = (
                 f'Bearer error="invalid_token", error_description="{_quote(error.description)}"'
@@ -300,6 +306,11 @@ class AuthenticationMiddleware:
                 return
             headers = {"WWW-Authenticate": challenge, **(decision.headers() if decision else {})}
             await send_problem(scope, send, 401, error.code, error.description, headers)
+            return
+        except AppError as error:  # the database could not check a ticket
+            await send_problem(
+                scope, send, error.status, error.code, error.detail, dict(error.headers or {})
+            )
             return
         _state(scope)["principal"] = principal
         await self.app(scope, receive, send)

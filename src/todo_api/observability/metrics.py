@@ -36,6 +36,12 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self.events_lag = Histogram(
+            "todo_api_events_fanout_lag_seconds",
+            "From a change notification reaching this worker to its events being written.",
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
         self.app_state: Any = None
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry.register(_LiveState(self))
@@ -92,6 +98,25 @@ class _LiveState(Collector):
                 "todo_api_jwks_refreshes",
                 "JWKS fetches made to refresh signing keys.",
                 value=float(verifier.jwks_refresh_count),
+            )
+        hub = getattr(state, "events", None)
+        if hub is not None:
+            yield GaugeMetricFamily(
+                "todo_api_events_open_streams",
+                "Event streams open on this worker.",
+                value=float(hub.open_streams),
+            )
+            listener = GaugeMetricFamily(
+                "todo_api_events_listener_up",
+                "1 while this worker's change listener (or poll) reaches the database.",
+                labels=["mode"],
+            )
+            listener.add_metric([hub.mode], 1.0 if hub.connected else 0.0)
+            yield listener
+            yield CounterMetricFamily(
+                "todo_api_events_listener_losses",
+                "Times the change listener lost the database.",
+                value=float(hub.reconnects),
             )
         limiter = getattr(state, "rate_limiter", None)
         if limiter is not None and hasattr(limiter, "degraded"):

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from todo_api.db.statements import Row
 from todo_api.deps import ContextDep
 from todo_api.http.problems import error_responses
 from todo_api.schemas.changes import Change, ChangeFeed
@@ -56,20 +57,20 @@ async def read_changes(
     page = await service.read_feed(
         ctx.session, ctx.user_id, since, limit, ctx.codec, settings.changes_retention_days
     )
-    items = []
-    for entry, row in page.changes:
-        obj = _PUBLIC[entry.kind].model_validate(row) if row is not None else None
-        version = row["version"] if row is not None else entry.version
-        items.append(
-            Change.model_validate(
-                {
-                    "kind": entry.kind,
-                    "id": entry.object_id,
-                    "op": entry.op,
-                    "reason": entry.reason,
-                    "version": version,
-                    "object": obj,
-                }
-            )
-        )
+    items = [change_of(entry, row) for entry, row in page.changes]
     return ChangeFeed(changes=items, next=page.next_cursor, has_more=page.has_more)
+
+
+def change_of(entry: service.Entry, row: Row | None) -> Change:
+    """One feed entry and its object's current state (None for a deletion), as a `Change`."""
+    obj = _PUBLIC[entry.kind].model_validate(row) if row is not None else None
+    return Change.model_validate(
+        {
+            "kind": entry.kind,
+            "id": entry.object_id,
+            "op": entry.op,
+            "reason": entry.reason,
+            "version": row["version"] if row is not None else entry.version,
+            "object": obj,
+        }
+    )

@@ -128,6 +128,13 @@ class FeedPage:
     changes: list[tuple[Entry, Row | None]]
     next_cursor: str
     has_more: bool
+    #: The account's epoch, for `cursor_at`.
+    epoch: str | None = None
+
+
+def cursor_at(codec: CursorCodec, user_id: str, page: FeedPage, seq: int) -> str:
+    """The cursor just after entry `seq` of `page` (what a stream sends as an event id)."""
+    return codec.encode(user_id, _BINDING, [page.epoch, seq])
 
 
 def _epoch(value: datetime | None) -> str | None:
@@ -178,7 +185,9 @@ async def read_feed(
     entries = entries[:limit]
     next_seq = entries[-1].seq if entries else seq
     next_cursor = codec.encode(user_id, _BINDING, [current_epoch, next_seq])
-    return FeedPage(await _with_objects(session, user_id, entries), next_cursor, has_more)
+    return FeedPage(
+        await _with_objects(session, user_id, entries), next_cursor, has_more, current_epoch
+    )
 
 
 async def _with_objects(
