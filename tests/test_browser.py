@@ -131,3 +131,24 @@ def test_the_browser_blocks_an_origin_the_api_does_not_allow(
     with serve(app) as api, frontend() as page:
         out = run_page(browser, page, api, user)
     assert out == {"error": "TypeError: Failed to fetch"}
+
+
+def test_native_event_source_on_a_ticket_receives_a_change(
+    browser: webdriver.Chrome, owner_url: str
+) -> None:
+    app = create_app(make_settings(owner_url, cors_origins=[]))
+    user = f"browser-{uuid.uuid4().hex[:8]}"
+    with serve(app, timeout_graceful_shutdown=2) as api, frontend() as page:
+        query = urlencode({"api": api, "token": make_token(user)})
+        browser.get(f"{page}/events.html?{query}")
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script("return window.results"))
+        out: dict[str, Any] = browser.execute_script("return window.results")
+    assert "error" not in out, out
+    assert out["ticketStatus"] == 201
+    assert out["readyId"]
+    assert out["createdStatus"] == 201
+    (change,) = out["events"]
+    assert change["data"]["op"] == "upsert"
+    assert change["data"]["id"] == out["createdId"]
+    assert change["data"]["object"]["title"] == "Made while listening"
+    assert change["id"]

@@ -194,7 +194,9 @@ async def test_another_users_changes_never_arrive(
     assert event.json()["object"]["user_id"] == alice.id
 
 
-async def test_another_users_path_is_403(instances: tuple[str, str], http: httpx.AsyncClient) -> None:
+async def test_another_users_path_is_403(
+    instances: tuple[str, str], http: httpx.AsyncClient
+) -> None:
     _, b = instances
     alice, bob = Client(http), Client(http)
     response = await alice.call("GET", f"{b}/api/{bob.id}/events")
@@ -249,7 +251,9 @@ async def test_a_jwt_in_the_url_is_never_accepted(
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_a_forged_ticket_is_refused(instances: tuple[str, str], http: httpx.AsyncClient) -> None:
+async def test_a_forged_ticket_is_refused(
+    instances: tuple[str, str], http: httpx.AsyncClient
+) -> None:
     a, b = instances
     user = Client(http)
     ticket = (await user.call("POST", f"{a}/api/me/events/tickets")).json()["ticket"]

@@ -444,3 +444,51 @@ async def test_ids_nested_in_bodies_are_refused(alice: User, bob: User) -> None:
             assert 200 <= response.status_code < 300, f"{route} {body}: {response.text}"
         covered += 1
     assert covered >= 1  # the batch route (every spelling)
+
+
+# --- feed cursors ------------------------------------------------------------------------
+
+
+def _cursor_routes() -> list[tuple[str, str, str]]:
+    """(method, path, where) for every operation that takes a feed cursor: a `since`
+    query parameter or a `Last-Event-ID` header, from the app's own schema."""
+    app = create_app(Settings(_env_file=None, jwt_secret=TEST_SECRET))  # type: ignore[call-arg]
+    found = []
+    for path, operations in app.openapi()["paths"].items():
+        for method, operation in operations.items():
+            for param in operation.get("parameters", []):
+                if (param["in"], param["name"]) in {
+                    ("query", "since"),
+                    ("header", "Last-Event-ID"),
+                }:
+                    found.append((method.upper(), path, param["name"]))
+    return found
+
+
+CURSOR_ROUTES = _cursor_routes()
+
+
+def test_the_cursor_walk_covers_the_feed_and_the_event_stream() -> None:
+    assert ("GET", "/api/{user_id}/changes", "since") in CURSOR_ROUTES
+    assert ("GET", "/api/{user_id}/events", "since") in CURSOR_ROUTES
+    assert ("GET", "/api/{user_id}/events", "Last-Event-ID") in CURSOR_ROUTES
+
+
+@pytest.mark.parametrize(("method", "path", "where"), CURSOR_ROUTES, ids=str)
+async def test_another_users_cursor_is_refused(
+    method: str, path: str, where: str, alice: User, bob: User
+) -> None:
+    # Alice's cursor, taken after her changes: with it, Bob would read on from her feed.
+    await alice.create_task("alice's private change")
+    cursor = (await alice.get("/api/me/changes")).json()["next"]
+    url = path.replace("{user_id}", "me")
+    sent: dict[str, Any] = (
+        {"params": {"since": cursor}} if where == "since" else {"headers": {where: cursor}}
+    )
+    response = await bob.request(method, url, **sent)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "cursor_invalid"
+    # The owner's own request with it is accepted (the 422 is about ownership): only
+    # checked where the answer ends, which a stream does not.
+    if path.endswith("/changes"):
+        assert (await alice.request(method, url, **sent)).status_code == 200
