@@ -31,6 +31,8 @@ import jwt
 
 SECRET = "bench-secret-that-is-long-enough-for-hs256-0123456789"
 DB = "todo_events_bench"
+#: Events not yet arrived that a writer waits for, by task id.
+waiters: dict[int, asyncio.Future[None]] = {}
 
 
 def _port() -> int:
@@ -54,11 +56,6 @@ def _rss_bytes(pid: int) -> int:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _worker_pid(pid: int) -> int:
-    """The process serving requests: uvicorn with one worker runs in the parent."""
-    return pid
 
 
 class Server:
@@ -102,12 +99,15 @@ async def _database(admin_url: str) -> str:
     finally:
         await conn.close()
     url = admin_url.rsplit("/", 1)[0] + f"/{DB}"
-    subprocess.run(
-        [sys.executable, "-m", "todo_api.cli", "migrate"],
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "todo_api.cli",
+        "migrate",
         env={**os.environ, "DATABASE_URL": url},
-        check=True,
         stdout=subprocess.DEVNULL,
     )
+    assert await migrate.wait() == 0, "migration failed"
     return url
 
 
@@ -134,6 +134,9 @@ async def _stream(
             elif line.startswith("data: ") and event == "change":
                 task_id = int(line.split('"id":', 1)[1].split(",", 1)[0])
                 arrivals[task_id] = time.perf_counter()
+                waiter = waiters.pop(task_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
 
 
 async def main() -> None:
@@ -192,8 +195,9 @@ async def main() -> None:
                 )
                 acked = time.perf_counter()
                 task_id = response.json()["id"]
-                while task_id not in arrivals:
-                    await asyncio.sleep(0.001)
+                if task_id not in arrivals:
+                    waiter = waiters[task_id] = asyncio.get_running_loop().create_future()
+                    await asyncio.wait_for(waiter, 60)
                 from_send.append(arrivals[task_id] - sent)
                 from_ack.append(max(0.0, arrivals[task_id] - acked))
                 await asyncio.sleep(0.05)

@@ -276,3 +276,17 @@ async def test_the_stream_ends_with_expired_when_its_token_expires(
     assert final is not None
     assert final.event == "expired"
     assert end is None
+
+
+async def test_a_ticket_is_only_read_on_the_stream_route(
+    instances: tuple[str, str], http: httpx.AsyncClient
+) -> None:
+    a, b = instances
+    user = Client(http)
+    ticket = (await user.call("POST", f"{a}/api/me/events/tickets")).json()["ticket"]
+    # Anywhere else a ticket is no credential at all, and it stays unspent.
+    listed = await http.get(f"{b}/api/me/tasks", params={"ticket": ticket})
+    assert listed.status_code == 401
+    assert listed.json()["code"] == "token_missing"
+    async with open_stream(http, f"{b}/api/me/events/?ticket={ticket}") as reader:
+        await _ready(reader)

@@ -192,11 +192,13 @@ async def test_behind_pgbouncer_one_poll_per_worker_delivers_changes(
 async def test_sigterm_ends_open_streams_and_the_server_exits_cleanly(owner_url: str) -> None:
     server = ServerProcess(owner_url).wait_ready()
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=HANG_GUARD)) as http:
-            async with open_stream(http, f"{server.url}/api/me/events", _headers()) as reader:
-                await _ready(reader)
-                server.process.send_signal(signal.SIGTERM)
-                end = await reader.next()
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(30, read=HANG_GUARD)) as http,
+            open_stream(http, f"{server.url}/api/me/events", _headers()) as reader,
+        ):
+            await _ready(reader)
+            server.process.send_signal(signal.SIGTERM)
+            end = await reader.next()
     finally:
         code = server.stop()
     assert end is None

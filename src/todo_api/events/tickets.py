@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ from todo_api.services import clock
 #: Longest ticket accepted (a user id of 255 characters fits with room to spare).
 MAX_TICKET_LENGTH = 1024
 _MAC_BYTES = 16
+#: `/api/events`, `/api/me/events`, `/api/{user_id}/events` (a trailing slash allowed).
+_STREAM_PATH = re.compile(r"/api(/[^/]+)?/events/?")
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class TicketCodec:
 
 def stream_ticket(scope: Scope) -> str | None:
     """The `ticket` query parameter of a request that opens an event stream, if any."""
-    if scope["method"] != "GET" or not scope["path"].rstrip("/").endswith("/events"):
+    if scope["method"] != "GET" or _STREAM_PATH.fullmatch(scope["path"]) is None:
         return None
     ticket = QueryParams(scope["query_string"]).get("ticket")
     return ticket or None
