@@ -13,8 +13,9 @@ from todo_api.schemas.lists import ListPublic
 from todo_api.schemas.tags import TagPublic
 from todo_api.schemas.tasks import TaskPublic
 from todo_api.services import changes as service
+from todo_api.routes import API_PREFIX
 
-router = APIRouter(tags=["changes"])
+router = APIRouter(prefix=API_PREFIX, tags=["changes"])
 
 _PUBLIC: dict[str, type[TaskPublic | ListPublic | TagPublic]] = {
     "task": TaskPublic,

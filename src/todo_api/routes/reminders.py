@@ -15,8 +15,9 @@ from todo_api.schemas.tasks import TaskPublic
 from todo_api.schemas.values import Instant
 from todo_api.services import clock
 from todo_api.services import reminders as service
+from todo_api.routes import API_PREFIX
 
-router = APIRouter(tags=["reminders"], route_class=IdempotentRoute)
+router = APIRouter(prefix=API_PREFIX, tags=["reminders"], route_class=IdempotentRoute)
 
 
 @router.get(

@@ -14,8 +14,9 @@ from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_re
 from todo_api.http.problems import error_responses
 from todo_api.schemas.tags import TagPublic, TagUpdate
 from todo_api.services import tags as service
+from todo_api.routes import API_PREFIX
 
-router = APIRouter(tags=["tags"])
+router = APIRouter(prefix=API_PREFIX, tags=["tags"])
 
 
 @router.get(
