@@ -11,11 +11,11 @@ from todo_api.deps import ContextDep, TaskIdPath
 from todo_api.http.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.http.preconditions import POSTED_HEADERS, etag
 from todo_api.http.problems import error_responses
+from todo_api.routes import API_PREFIX
 from todo_api.schemas.tasks import TaskPublic
 from todo_api.schemas.values import Instant
 from todo_api.services import clock
 from todo_api.services import reminders as service
-from todo_api.routes import API_PREFIX
 
 router = APIRouter(prefix=API_PREFIX, tags=["reminders"], route_class=IdempotentRoute)
 
