@@ -8,17 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, status
 
 from todo_api.db.statements import Row
-from todo_api.deps import ContextDep
+from todo_api.deps import ContextDep, ContextRoute
 from todo_api.events import tickets
 from todo_api.events.hub import EventHub
 from todo_api.events.stream import EventStreamResponse, StreamPlan
 from todo_api.http.problems import error_responses
+from todo_api.routes import API_PREFIX
 from todo_api.routes.changes import change_of
 from todo_api.schemas.events import EventTicket
 from todo_api.services import changes as feed
 from todo_api.services.changes import Entry
 
-router = APIRouter(tags=["events"])
+router = APIRouter(prefix=API_PREFIX, tags=["events"], route_class=ContextRoute)
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
