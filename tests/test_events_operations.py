@@ -18,6 +18,7 @@ from tests.faults import FaultProxy
 from tests.live_server import serve
 from tests.sse import HANG_GUARD, EventReader, open_stream
 from tests.test_pgbouncer import pgbouncer_url  # noqa: F401 (a fixture)
+from tests.test_ratelimit import redis_url  # noqa: F401 (a fixture)
 from tests.test_shutdown import ServerProcess
 from todo_api.main import create_app
 
@@ -87,6 +88,16 @@ def _metric(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in the metrics")
 
 
+async def _until_listening(http: httpx.AsyncClient, base: str) -> None:
+    """Wait until the instance's listener has connected (it does so in the background
+    after start-up), so that a cut afterwards is one it notices."""
+    while True:
+        metrics = (await http.get(f"{base}/metrics")).text
+        if _metric(metrics, "todo_api_events_listener_up") == 1:
+            return
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def tight(owner_url: str) -> Iterator[str]:
     """One stream per user, a one-second request time limit, frequent keep-alives."""
@@ -146,6 +157,7 @@ async def test_a_database_cut_during_a_stream_is_caught_up_after(
             serve(create_app(make_settings(owner_url)), **_GRACE) as a,
             serve(create_app(make_settings(proxy.url)), **_GRACE) as b,
         ):
+            await _until_listening(http, b)
             async with open_stream(http, f"{b}/api/me/events", headers) as reader:
                 await _ready(reader)
                 proxy.cut()
@@ -187,6 +199,37 @@ async def test_behind_pgbouncer_one_poll_per_worker_delivers_changes(
     assert 'todo_api_events_listener_up{mode="poll"}' in metrics
     assert events[0].json()["id"] == created
     assert events[-1].json()["object"]["title"] == "polled again"
+
+
+async def test_with_redis_changes_fan_out_by_pub_sub_and_survive_a_redis_cut(
+    owner_url: str,
+    redis_url: str,  # noqa: F811 (the fixture imported above)
+    http: httpx.AsyncClient,
+) -> None:
+    proxy = ProxyThread(redis_url)
+    headers = _headers()
+    try:
+        with (
+            serve(create_app(make_settings(owner_url, redis_url=redis_url)), **_GRACE) as a,
+            serve(create_app(make_settings(owner_url, redis_url=proxy.url)), **_GRACE) as b,
+        ):
+            await _until_listening(http, b)
+            async with open_stream(http, f"{b}/api/me/events", headers) as reader:
+                await _ready(reader)
+                first = await _create(http, a, headers, "published through Redis")
+                (published,) = await reader.changes(1)
+                proxy.cut()
+                # Published while B's subscription is gone: pub/sub keeps nothing for it.
+                during = await _create(http, a, headers, "written during the Redis cut")
+                proxy.restore()
+                (caught_up,) = await reader.changes(1)
+                metrics = (await http.get(f"{b}/metrics")).text
+    finally:
+        proxy.close()
+    assert published.json()["id"] == first
+    assert caught_up.json()["id"] == during
+    assert 'todo_api_events_listener_up{mode="redis"} 1.0' in metrics
+    assert _metric(metrics, "todo_api_events_listener_losses_total") >= 1
 
 
 async def test_sigterm_ends_open_streams_and_the_server_exits_cleanly(owner_url: str) -> None:

@@ -75,7 +75,10 @@ async def test_short_task_paths_never_reach_the_profile(alice: User) -> None:
 async def test_reserved_words_are_never_treated_as_a_user_id(
     alice: User, word: str, method: str
 ) -> None:
-    response = await alice.request(method, f"/api/{word}", json={})
+    # The event stream would never end over this in-process transport: a bad cursor is
+    # answered (422) before it starts, and still shows which route took the request.
+    params = {"since": "not-a-cursor"} if (method, word) == ("GET", "events") else None
+    response = await alice.request(method, f"/api/{word}", json={}, params=params)
     assert response.status_code in {200, 404, 405, 422}, response.text
     if response.status_code == 200:
         assert not isinstance(response.json(), dict) or "timezone" not in response.json()
@@ -83,7 +86,14 @@ async def test_reserved_words_are_never_treated_as_a_user_id(
     assert profile["created_at"] is None  # nothing was written to alice's profile
 
 
-ALIAS_PREFIXES = ("/api/tasks", "/api/lists", "/api/tags", "/api/reminders", "/api/changes")
+ALIAS_PREFIXES = (
+    "/api/tasks",
+    "/api/lists",
+    "/api/tags",
+    "/api/reminders",
+    "/api/changes",
+    "/api/events",
+)
 
 
 def test_only_the_canonical_spelling_is_in_the_schema(routes: list[Any]) -> None:
@@ -115,8 +125,10 @@ async def test_every_short_alias_answers_as_its_canonical_route(
             short = canonical.replace("/api/me/", "/api/", 1)
             assert short.startswith(ALIAS_PREFIXES), short
             body = {} if method in {"POST", "PUT", "PATCH"} else None
-            expected = _outcome(await alice.request(method, canonical, json=body))
-            answered = _outcome(await alice.request(method, short, json=body))
+            # A stream never ends over this transport; a bad cursor is answered first.
+            params = {"since": "x"} if route.path.endswith("/events") else None
+            expected = _outcome(await alice.request(method, canonical, json=body, params=params))
+            answered = _outcome(await alice.request(method, short, json=body, params=params))
             assert answered == expected, f"{method} {short}"
             checked.add(short.split("/")[2])
     assert checked == {prefix.split("/")[2] for prefix in ALIAS_PREFIXES}

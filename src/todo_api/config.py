@@ -91,9 +91,10 @@ class Settings(BaseSettings):
 
     # Live updates (`GET /api/{user_id}/events`)
     #: How a worker learns of other instances' commits: `listen` (PostgreSQL LISTEN on a
-    #: direct connection), `poll` (one query per interval for all the worker's streams),
-    #: `auto` (`listen`, or `poll` behind PgBouncer unless EVENTS_LISTEN_URL is set).
-    events_fanout: Literal["auto", "listen", "poll"] = "auto"
+    #: direct connection), `redis` (pub/sub on REDIS_URL), `poll` (one query per interval
+    #: for all the worker's streams), `auto` (`redis` with REDIS_URL, else `listen`, or
+    #: `poll` behind PgBouncer unless EVENTS_LISTEN_URL is set).
+    events_fanout: Literal["auto", "listen", "redis", "poll"] = "auto"
     #: A direct (not pooled) URL for LISTEN; DATABASE_URL when unset.
     events_listen_url: SecretStr | None = None
     events_poll_interval_seconds: float = Field(default=0.5, gt=0, le=30)

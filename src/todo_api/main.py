@@ -21,7 +21,8 @@ from todo_api.db.database import Database
 from todo_api.db.urls import redact
 from todo_api.deps import Shared, query_names
 from todo_api.errors import DatabaseUnavailable
-from todo_api.events.setup import events_hub
+from todo_api.events.redis_fanout import ChangePublisher
+from todo_api.events.setup import events_hub, publishes_to_redis
 from todo_api.events.tickets import TicketCodec
 from todo_api.http.cors import ProblemCORSMiddleware
 from todo_api.http.middleware import (
@@ -221,6 +222,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimitsMiddleware)
     app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(PathUserMiddleware)
+    if publishes_to_redis(settings):
+        assert settings.redis_url is not None
+        app.add_middleware(ChangePublisher, redis_url=settings.redis_url.get_secret_value())
     app.add_middleware(RateLimitMiddleware)
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -29,10 +29,13 @@ from types import FrameType
 from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from todo_api.db.database import CONNECTION_ERRORS, Database
 from todo_api.db.urls import ConnectionPlan
 from todo_api.errors import AppError, DatabaseUnavailable, ServiceUnavailable
+from todo_api.events import redis_fanout
 
 log = logging.getLogger("todo_api.events")
 
@@ -96,7 +99,9 @@ class EventHub:
         per_user: int,
         per_worker: int,
         observe_lag: Callable[[float], None] | None = None,
+        redis_url: str | None = None,
     ) -> None:
+        self.redis_url = redis_url
         self.mode = mode
         self.database = database
         self.listen_plan = listen_plan
@@ -167,7 +172,12 @@ class EventHub:
     # Life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        runner = self._listen_forever if self.mode == "listen" else self._poll_forever
+        runners = {
+            "listen": self._listen_forever,
+            "poll": self._poll_forever,
+            "redis": self._subscribe_forever,
+        }
+        runner = runners[self.mode]
         self._task = asyncio.create_task(runner(), name=f"events-{self.mode}")
         self._chain_signals()
 
@@ -283,3 +293,34 @@ class EventHub:
                 if user_id not in heads or heads[user_id] != seq:
                     self.notify(user_id)
             heads = seen
+
+    # Redis pub/sub ----------------------------------------------------------------------
+
+    async def _subscribe_forever(self) -> None:
+        assert self.redis_url is not None
+        backoff = 0.5
+        while True:
+            client = Redis.from_url(
+                self.redis_url, socket_timeout=HEALTH_INTERVAL * 2, socket_connect_timeout=5
+            )
+            error: BaseException | None = None
+            try:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(redis_fanout.CHANNEL)
+                self._up()
+                backoff = 0.5
+                while True:
+                    message = await pubsub.get_message(timeout=HEALTH_INTERVAL)
+                    if message is None:
+                        await pubsub.ping()
+                    elif message.get("type") == "message":
+                        data = message["data"]
+                        self.notify(data.decode() if isinstance(data, bytes) else str(data))
+            except (RedisError, OSError, TimeoutError) as failure:
+                error = failure
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()
+            self._down(error)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -9,17 +9,29 @@ from todo_api.events.hub import EventHub
 from todo_api.observability.metrics import Metrics
 
 
-def fanout_mode(settings: Settings, database: Database) -> str:
-    """`listen`, unless configured otherwise or behind PgBouncer without a direct URL."""
+def fanout_mode(settings: Settings, pgbouncer: bool) -> str:
+    """`redis` with `REDIS_URL`, else `listen`, unless configured otherwise or behind
+    PgBouncer without a direct URL (`poll`)."""
     if settings.events_fanout != "auto":
         return settings.events_fanout
-    if database.plan.pgbouncer and settings.events_listen_url is None:
+    if settings.redis_url is not None:
+        return "redis"
+    if pgbouncer and settings.events_listen_url is None:
         return "poll"
     return "listen"
 
 
+def publishes_to_redis(settings: Settings) -> bool:
+    """Whether writes must publish to Redis (known before the database is planned)."""
+    if settings.redis_url is None:
+        return False
+    return settings.events_fanout in {"auto", "redis"}
+
+
 def events_hub(database: Database, settings: Settings, metrics: Metrics) -> EventHub:
-    mode = fanout_mode(settings, database)
+    mode = fanout_mode(settings, database.plan.pgbouncer)
+    if mode == "redis" and settings.redis_url is None:
+        raise RuntimeError("EVENTS_FANOUT=redis needs REDIS_URL")
     listen_plan = None
     if mode == "listen":
         listen_plan = database.plan
@@ -38,4 +50,5 @@ def events_hub(database: Database, settings: Settings, metrics: Metrics) -> Even
         per_user=settings.events_max_streams_per_user,
         per_worker=settings.events_max_streams_per_worker,
         observe_lag=metrics.events_lag.observe,
+        redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
     )
