@@ -116,7 +116,8 @@ class EventHub:
         self.reconnects = 0
         self.closing = False
         self._task: asyncio.Task[None] | None = None
-        self._previous_handlers: dict[int, Any] = {}
+        #: Signal number -> (our handler, the one it chains to).
+        self._handlers: dict[int, tuple[Any, Any]] = {}
 
     # Streams ------------------------------------------------------------------------
 
@@ -198,21 +199,24 @@ class EventHub:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous = signal.getsignal(signum)
-            self._previous_handlers[signum] = previous
 
             def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
-                loop.call_soon_threadsafe(self.close_streams)
+                with contextlib.suppress(RuntimeError):  # the loop has already closed
+                    loop.call_soon_threadsafe(self.close_streams)
                 if callable(previous):
                     previous(sig, frame)
 
+            self._handlers[signum] = (handler, previous)
             signal.signal(signum, handler)
 
     def _restore_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for signum, previous in self._previous_handlers.items():
-            signal.signal(signum, previous)
-        self._previous_handlers.clear()
+        for signum, (handler, previous) in self._handlers.items():
+            # Only if still ours: whoever replaced it since owns it now.
+            if signal.getsignal(signum) is handler:
+                signal.signal(signum, previous)
+        self._handlers.clear()
 
     def _up(self) -> None:
         was_down = not self.connected

@@ -1,0 +1,1 @@
+"""Live updates: event streams, their tickets and the per-worker fan-out."""
