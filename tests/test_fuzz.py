@@ -50,6 +50,7 @@ EXAMPLES_PER_MODE = 50
 #: Seconds for the whole module; generous, so it only ever bites on a hung server.
 TIME_BUDGET = 240.0
 REQUEST_TIMEOUT = 10.0
+STREAM_READ_TIMEOUT = 1.0
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -178,7 +179,10 @@ def _fuzz(arena: Arena, method: str, path: str, mode: GenerationMode) -> None:
             if role == "attack" and "task_id" in params:
                 params["task_id"] = victim_task
                 touches_victim = True
-        response = case.call(base_url=arena.base_url, timeout=REQUEST_TIMEOUT)
+        # An event stream never ends by itself: its opening events come at once, then
+        # only keep-alives, so a short read timeout closes it without eating the budget.
+        timeout = STREAM_READ_TIMEOUT if path.endswith("/events") else REQUEST_TIMEOUT
+        response = case.call(base_url=arena.base_url, timeout=timeout)
         arena.sent[label] += 1
         case.validate_response(response, checks=checks)
         if role == "attack":

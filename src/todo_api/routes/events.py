@@ -26,7 +26,26 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
         "description": "`text/event-stream`: `event: change` (`id`: a feed cursor, `data`: one "
         "`Change`), `event: ready` on a fresh start, `event: expired` when the token "
         "that opened the stream expires, `: keep-alive` comments.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # One event (OpenAPI 3.1 has no `itemSchema`: the schema is read per event).
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["ready", "change", "expired"]},
+                        "id": {"type": "string", "description": "A feed cursor."},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": "`change`: a `Change`; `ready`: "
+                            '`{"cursor": ...}`; `expired`: `{}`.',
+                        },
+                        "retry": {"type": "integer"},
+                    },
+                }
+            }
+        },
     },
 }
 
