@@ -134,6 +134,23 @@ async def test_streams_beyond_the_per_user_cap_are_429(tight: str, http: httpx.A
         await asyncio.sleep(0.1)
 
 
+async def test_streams_beyond_the_per_worker_cap_are_503(
+    owner_url: str, http: httpx.AsyncClient
+) -> None:
+    settings = make_settings(owner_url, events_max_streams_per_worker=2)
+    with serve(create_app(settings), **_GRACE) as base:
+        async with (
+            open_stream(http, f"{base}/api/me/events", _headers()) as first,
+            open_stream(http, f"{base}/api/me/events", _headers()) as second,
+        ):
+            await _ready(first)
+            await _ready(second)
+            refused = await http.get(f"{base}/api/me/events", headers=_headers())
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "stream_capacity"
+    assert int(refused.headers["Retry-After"]) > 0
+
+
 async def test_a_stream_outlives_the_request_time_limit_and_keeps_alive(
     tight: str, http: httpx.AsyncClient
 ) -> None:
