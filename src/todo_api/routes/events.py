@@ -19,6 +19,10 @@ from todo_api.schemas.events import EventTicket
 from todo_api.services import changes as feed
 from todo_api.services.changes import Entry
 
+#: Feed cursors are unpadded base64url, about a hundred characters.
+CURSOR_MAX = 256
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+
 router = APIRouter(prefix=API_PREFIX, tags=["events"], route_class=ContextRoute)
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
@@ -87,12 +91,17 @@ async def stream_events(
     ctx: ContextDep,
     since: Annotated[
         str | None,
-        Query(max_length=1024, description="Resume after this feed cursor (an event `id`)."),
+        Query(
+            max_length=CURSOR_MAX,
+            pattern=CURSOR_PATTERN,
+            description="Resume after this feed cursor (an event `id`).",
+        ),
     ] = None,
     ticket: Annotated[
         str | None,
         Query(
             max_length=tickets.MAX_TICKET_LENGTH,
+            pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
             description="A ticket from `POST .../events/tickets`, instead of a bearer token.",
         ),
     ] = None,
@@ -100,7 +109,8 @@ async def stream_events(
         str | None,
         Header(
             alias="Last-Event-ID",
-            max_length=1024,
+            max_length=CURSOR_MAX,
+            pattern=CURSOR_PATTERN,
             description="Sent by `EventSource` on reconnect; wins over `since`.",
         ),
     ] = None,
