@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1"]
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    #: A connection that has not sent a request's complete line and headers within this
+    #: many seconds (of opening, or of the request's first byte) is closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: A request line plus headers larger than this is answered 431.
+    max_header_bytes: int = Field(default=65_536, ge=8192, le=1_048_576)
     docs_enabled: bool | None = None
     metrics_enabled: bool = True
     #: FastAPI's own OpenTelemetry instrumentation (spans, metrics, logs through the
