@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     require_if_match: bool = False
     #: How long a POST's response is kept for replay under its `Idempotency-Key`.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    #: Per user, at most this many stored responses and this many stored (compressed)
+    #: bytes; storing one more forgets the oldest first.
+    idempotency_max_keys_per_user: int = Field(default=1000, ge=1)
+    idempotency_max_bytes_per_user: int = Field(default=4 * 1_048_576, ge=65_536)
     #: How long the change feed keeps entries; an older cursor gets 410.
     changes_retention_days: int = Field(default=30, ge=1, le=3650)
 
