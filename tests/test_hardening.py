@@ -255,7 +255,9 @@ async def test_docs_page_has_no_strict_csp_but_still_nosniff(client: httpx.Async
 
 
 def production(owner_url: str, **overrides: Any) -> Settings:
-    return make_settings(owner_url, todo_api_env="production", **overrides)
+    return make_settings(
+        owner_url, todo_api_env="production", **{"allowed_hosts": ["testserver"], **overrides}
+    )
 
 
 @pytest.mark.parametrize(
@@ -265,7 +267,7 @@ def production(owner_url: str, **overrides: Any) -> Settings:
 async def test_hsts_only_in_production_over_tls(
     owner_url: str, env: str, scheme: str, hsts: bool
 ) -> None:
-    app = create_app(make_settings(owner_url, todo_api_env=env))
+    app = create_app(make_settings(owner_url, todo_api_env=env, allowed_hosts=["api.example.com"]))
     async with running(app, base_url=f"{scheme}://api.example.com") as http:
         response = await http.get("/healthz")
     assert ("strict-transport-security" in response.headers) is hsts
@@ -285,7 +287,10 @@ async def test_hsts_only_in_production_over_tls(
 async def test_docs_and_schema_visibility(
     owner_url: str, env: str, docs_enabled: bool | None, visible: bool
 ) -> None:
-    app = create_app(make_settings(owner_url, todo_api_env=env, docs_enabled=docs_enabled))
+    settings = make_settings(
+        owner_url, todo_api_env=env, docs_enabled=docs_enabled, allowed_hosts=["testserver"]
+    )
+    app = create_app(settings)
     async with running(app) as http:
         docs = await http.get("/docs")
         schema = await http.get("/openapi.json")

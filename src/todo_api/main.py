@@ -21,6 +21,7 @@ from todo_api.db.urls import redact
 from todo_api.deps import Shared, query_names
 from todo_api.errors import DatabaseUnavailable
 from todo_api.http.cors import ProblemCORSMiddleware
+from todo_api.http.hosts import AllowedHostsMiddleware
 from todo_api.http.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
@@ -199,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.state.metrics = Metrics()
     app.state.metrics.app_state = app.state
-    if settings.metrics_enabled:
+    if settings.show_metrics:
         app.include_router(metrics.router, include_in_schema=False)
     # Tasks first: the router tries routes in order, and most requests are for tasks.
     # `{user_id}` is checked, and the short aliases (`/api/tasks/...`) are mapped to
@@ -244,6 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         max_age=600,
     )
+    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.hosts_served)
     app.add_middleware(
         RequestContextMiddleware, hsts=settings.is_production, user_salt=_log_salt(settings)
     )
