@@ -6,10 +6,11 @@ from fastapi import APIRouter, Response, status
 
 from todo_api.deps import ContextDep
 from todo_api.http.problems import error_responses
+from todo_api.routes import API_PREFIX
 from todo_api.schemas.profile import ProfilePublic, ProfileUpdate
 from todo_api.services import profiles as service
 
-router = APIRouter(tags=["profile"])
+router = APIRouter(prefix=API_PREFIX, tags=["profile"])
 
 
 @router.get(

@@ -12,10 +12,11 @@ from todo_api.deps import ContextDep, TagIdPath
 from todo_api.http.preconditions import ETAG_HEADER, IfMatchDep, etag
 from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_response
 from todo_api.http.problems import error_responses
+from todo_api.routes import API_PREFIX
 from todo_api.schemas.tags import TagPublic, TagUpdate
 from todo_api.services import tags as service
 
-router = APIRouter(tags=["tags"])
+router = APIRouter(prefix=API_PREFIX, tags=["tags"])
 
 
 @router.get(
