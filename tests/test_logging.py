@@ -211,7 +211,6 @@ async def _error_logged_for(
     async def explode(ctx: ContextDep, payload: dict[str, Any]) -> None:
         await ctx.session.execute(statement, {"v": payload["text"]})
 
-    # As every resource route: the route class that opens the request's transaction.
     app.router.add_api_route(
         "/api/me/boom", explode, methods=["POST"], route_class_override=ContextRoute
     )
