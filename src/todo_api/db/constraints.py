@@ -37,6 +37,23 @@ _ON_WRITE: dict[str, tuple[type[AppError], str, str]] = {
         "recurrence_needs_due",
         "A recurring task needs a due date; clear `recurrence` first.",
     ),
+    # A local date-time is resolved in the profile's zone by the database: only there can
+    # the last hours at either end of the accepted range be told apart.
+    "ck_tasks_due_at_range": (
+        Unprocessable,
+        "date_out_of_range",
+        "`due_date` must be in the years 1900 to 2999 once the time zone is applied.",
+    ),
+    "ck_tasks_due_date_range": (
+        Unprocessable,
+        "date_out_of_range",
+        "`due_date` must be in the years 1900 to 2999.",
+    ),
+    "ck_tasks_remind_at_range": (
+        Unprocessable,
+        "date_out_of_range",
+        "`remind_at` must be in the years 1900 to 2999 once the time zone is applied.",
+    ),
     "ck_tasks_parent_not_self": (
         Unprocessable,
         "parent_cycle",
