@@ -10,8 +10,10 @@ dismissal. The repaired tasks get a new version and a change in the feed (the tr
 of revision 0003), so offline clients learn of the repair. Then CHECK constraints keep
 the range for good.
 
-A profile whose time zone one side does not know (`localtime`, `posixrules`, ...) made
-every all-day write a 422; it is reset to `UTC`, and its all-day tasks re-sorted.
+A profile whose time zone one side does not know, or that names no place (`localtime`,
+the host's own zone, differs between the API's host and the database's; `posixrules`,
+`Factory`), made every all-day write a 422 or meant different times on each side; it is
+reset to `UTC`, and its all-day tasks re-sorted.
 
 Revision ID: 0005
 Revises: 0004
@@ -68,10 +70,9 @@ def upgrade() -> None:
     for name, condition in _TASK_CHECKS.items():
         op.create_check_constraint(op.f(f"ck_tasks_{name}"), "tasks", condition)
 
-    known = (
-        set(bind.execute(sa.text("SELECT name FROM pg_timezone_names")).scalars())
-        & zoneinfo.available_timezones()
-    )
+    known = set(bind.execute(sa.text("SELECT name FROM pg_timezone_names")).scalars())
+    known &= zoneinfo.available_timezones()
+    known -= {"localtime", "posixrules", "Factory"}  # the host's zone; placeholders
     stored = set(bind.execute(sa.text("SELECT DISTINCT timezone FROM profiles")).scalars())
     unknown = sorted(stored - known)
     if unknown:
