@@ -30,6 +30,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
         "json_invalid",
         "date_out_of_range",
         "recurrence_invalid",
+        "timezone_unsupported",
     }:
         assert body["errors"]
     for item in body.get("errors") or []:

@@ -181,6 +181,8 @@ async def _app_error(request: Request, exc: Exception) -> Response:
 SPECIFIC_VALIDATION_CODES = {
     RANGE_ERROR: "A date or instant is outside the years 1900 to 2999; see `errors`.",
     "recurrence_invalid": "The recurrence rule is not one this service can expand; see `errors`.",
+    "timezone_unsupported": "The time zone is not one both this service and its database "
+    "know; use an IANA name such as 'Europe/Paris'.",
 }
 
 
