@@ -326,6 +326,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 operation["responses"].setdefault("429", _rate_limited())
                 if "requestBody" in operation:
                     operation["responses"].setdefault("413", {"description": STATUS_TITLES[413]})
+                    operation["responses"].setdefault("415", {"description": STATUS_TITLES[415]})
             for code, response in operation.get("responses", {}).items():
                 if code[:1] in {"4", "5"}:
                     response["content"] = problem_content

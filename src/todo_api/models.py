@@ -188,6 +188,8 @@ class Task(SQLModel, table=True):
         CheckConstraint(f"due_date BETWEEN {_FIRST_DAY} AND {_LAST_DAY}", name="due_date_range"),
         CheckConstraint(f"due_at >= {_FIRST} AND due_at < {_END}", name="due_at_range"),
         CheckConstraint(f"remind_at >= {_FIRST} AND remind_at < {_END}", name="remind_at_range"),
+        # Derived from the due date (within a day of it); never 'infinity'.
+        CheckConstraint("isfinite(due_sort_at)", name="due_sort_at_finite"),
         ForeignKeyConstraint(["user_id", "list_id"], ["lists.user_id", "lists.id"]),
         ForeignKeyConstraint(
             ["user_id", "parent_id"], ["tasks.user_id", "tasks.id"], ondelete="CASCADE"

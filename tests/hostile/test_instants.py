@@ -102,6 +102,12 @@ async def test_local_times_that_leave_the_range_in_the_profiles_zone_are_refused
     task = await create(alice)
     response = await alice.patch(f"/api/me/tasks/{task['id']}", json={field: wall_time})
     assert_problem(response, 422, "date_out_of_range")
+    for operation in (
+        {"op": "create", "data": {"title": "t", field: wall_time}},
+        {"op": "update", "id": task["id"], "data": {field: wall_time}},
+    ):
+        response = await alice.post("/api/me/tasks/batch", json={"operations": [operation]})
+        assert_problem(response, 422, "date_out_of_range")
 
 
 @pytest.mark.parametrize("rule", ["FREQ=DAILY;UNTIL=99991231", "FREQ=DAILY;UNTIL=00010101T000000Z"])
@@ -110,52 +116,6 @@ async def test_a_rules_until_outside_the_range_is_refused(alice: User, rule: str
         "/api/me/tasks", json={"title": "t", "due_date": day(1), "recurrence": rule}
     )
     assert_problem(response, 422, "recurrence_invalid")
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"due_date": FIRST, "remind_at": FIRST},
-        {"due_date": LAST, "remind_at": LAST},
-        {"due_date": "1900-01-01", "remind_at": FIRST},
-        {"due_date": "2999-12-31", "remind_at": LAST},
-    ],
-    ids=["first-instant", "last-instant", "first-day", "last-day"],
-)
-@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
-async def test_the_extreme_accepted_values_round_trip_through_every_route(
-    alice: User, zone: str, fields: dict[str, str]
-) -> None:
-    assert (await alice.patch("/api/me", json={"timezone": zone})).status_code == 200
-    task = await create(alice, **fields)
-    assert {k: task[k] for k in fields} == fields
-    url = f"/api/me/tasks/{task['id']}"
-
-    read = await alice.get(url)
-    assert read.status_code == 200 and read.json() == task
-    for params in ({"sort": "due_date"}, {"sort": "due_date", "order": "desc"}, {"limit": 1}):
-        page = await alice.get("/api/me/tasks", params=params)
-        assert page.status_code == 200, page.text
-    changes = await alice.get("/api/me/changes")
-    assert changes.status_code == 200, changes.text
-    reminders = await alice.get("/api/me/reminders", params={"until": LAST})
-    assert reminders.status_code == 200, reminders.text
-    assert task["id"] in [t["id"] for t in reminders.json()]
-
-    stale = await alice.patch(url, json={"title": "stale"}, headers={"If-Match": '"999"'})
-    current = assert_problem(stale, 412, "version_mismatch")["current"]
-    assert {k: current[k] for k in fields} == fields
-    moved = await alice.post(f"{url}/move", json={})
-    assert moved.status_code == 200, moved.text
-    dismissed = await alice.post(f"/api/me/reminders/{task['id']}/dismiss")
-    assert dismissed.status_code == 200, dismissed.text
-    batch = await alice.post(
-        "/api/me/tasks/batch",
-        json={"operations": [{"op": "update", "id": task["id"], "data": {"title": "b"}}]},
-    )
-    assert batch.status_code == 200, batch.text
-    final = await alice.get(url)
-    assert {k: final.json()[k] for k in fields} == fields
 
 
 @pytest.mark.parametrize(
@@ -188,6 +148,7 @@ async def test_a_series_whose_next_reminder_would_leave_the_range_ends(alice: Us
         ("remind_at", "'9999-12-31T23:59:59Z'"),
         ("due_date", "'infinity'"),
         ("due_date", "'0001-01-01'"),
+        ("due_sort_at", "'infinity'"),
     ],
 )
 async def test_the_database_refuses_out_of_range_values_from_any_writer(
@@ -197,7 +158,7 @@ async def test_the_database_refuses_out_of_range_values_from_any_writer(
     # written by hand, as the table owner.
     task = await create(alice, due_date=day(1) if column != "due_date" else None)
     clear = "due_date = NULL, " if column == "due_at" else ""
-    sort = ", due_sort_at = now()" if column != "remind_at" else ""
+    sort = ", due_sort_at = now()" if column not in {"remind_at", "due_sort_at"} else ""
     statement = f"UPDATE tasks SET {clear}{column} = {value}{sort} WHERE id = $1"
     async with owner_conn.transaction():
         await owner_conn.execute("SELECT set_config('app.user_id', $1, true)", alice.id)

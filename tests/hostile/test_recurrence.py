@@ -52,11 +52,6 @@ async def test_rules_dateutil_cannot_expand_are_422(alice: User, rule: str, how:
     assert_problem(response, 422, "recurrence_invalid")
 
 
-async def test_a_yearly_ordinal_without_bymonth_still_counts_in_the_year(alice: User) -> None:
-    task = await create(alice, due_date=day(1), recurrence="FREQ=YEARLY;BYDAY=20MO")
-    assert task["recurrence"] == "FREQ=YEARLY;BYDAY=20MO"
-
-
 # --- the grammar, generated ---------------------------------------------------------------
 
 _WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]

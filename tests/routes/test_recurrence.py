@@ -266,3 +266,9 @@ async def test_the_reminder_moves_with_the_occurrence_at_the_same_local_offset(
     assert following["due_date"] == "2026-10-25"
     assert following["remind_at"] == "2026-10-25T07:30:00Z"  # 08:30 in Berlin (CET)
     assert following["reminder_dismissed_at"] is None
+
+
+async def test_a_yearly_ordinal_without_bymonth_counts_in_the_year(alice: User) -> None:
+    # Under BYMONTH it counts within the month, so there it stops at 5 (tests/hostile).
+    task = await create(alice, due_date=day(1), recurrence="FREQ=YEARLY;BYDAY=20MO")
+    assert task["recurrence"] == "FREQ=YEARLY;BYDAY=20MO"

@@ -40,6 +40,7 @@ _TASK_CHECKS = {
     "due_date_range": f"due_date BETWEEN {_FIRST_DAY} AND {_LAST_DAY}",
     "due_at_range": f"due_at >= {_FIRST} AND due_at < {_END}",
     "remind_at_range": f"remind_at >= {_FIRST} AND remind_at < {_END}",
+    "due_sort_at_finite": "isfinite(due_sort_at)",
 }
 
 
@@ -56,8 +57,8 @@ def upgrade() -> None:
     for table in _REPAIRED:
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     due_ok = " AND ".join(
-        f"coalesce({condition}, true)"
-        for condition in (_TASK_CHECKS["due_date_range"], _TASK_CHECKS["due_at_range"])
+        f"coalesce({_TASK_CHECKS[name]}, true)"
+        for name in ("due_date_range", "due_at_range", "due_sort_at_finite")
     )
     op.execute(
         "UPDATE tasks SET due_date = NULL, due_at = NULL, due_sort_at = NULL,"
