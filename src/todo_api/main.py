@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
+from starlette.routing import BaseRoute
 
 from todo_api.auth.tokens import AuthConfig, TokenVerifier
 from todo_api.config import Settings, get_settings
@@ -172,6 +173,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI application."""
     settings = settings or get_settings()
     app = FastAPI(
+        # The routes go straight into the app's router: one flat list the router walks
+        # once per request (an included router would be walked again for each of its
+        # routes). The router tries them in order, and most requests are for tasks.
+        routes=_routes(settings),
         title="Todo API",
         version="0.1.0",
         summary="Multi-user tasks on PostgreSQL, for frontends that sign users in with JWTs.",
@@ -196,23 +201,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
 
-    app.include_router(health.router)
     app.state.metrics = Metrics()
     app.state.metrics.app_state = app.state
-    if settings.metrics_enabled:
-        app.include_router(metrics.router, include_in_schema=False)
-    # Tasks first: the router tries routes in order, and most requests are for tasks.
-    # `{user_id}` is checked, and the short aliases (`/api/tasks/...`) are mapped to
-    # `/api/me/...`, before routing (`PathUserMiddleware`); `_openapi` documents it.
-    for router in (
-        tasks.router,
-        lists.router,
-        tags.router,
-        reminders.router,
-        changes.router,
-        profile.router,
-    ):
-        app.include_router(router, prefix="/api/{user_id}")
 
     # Added innermost first: the request meets them in the reverse order.
     # Inside the time limit: it reads JSON bodies, and a client trickling one in must
@@ -250,6 +240,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _routes(settings: Settings) -> list[BaseRoute]:
+    """Every route of the app, in the order the router tries them."""
+    routers = [health.router]
+    if settings.metrics_enabled:
+        routers.append(metrics.router)
+    routers += [tasks.router, lists.router, tags.router, reminders.router]
+    routers += [changes.router, profile.router]
+    return [route for router in routers for route in router.routes]
 
 
 def _header(description: str) -> dict[str, Any]:
