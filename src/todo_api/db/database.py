@@ -227,8 +227,9 @@ class Database:
             self.isolation_enforced = bool(enforced)
             server_zones = await connection.fetch("SELECT name FROM pg_timezone_names")
         # Python's list holds names some PostgreSQL builds refuse (`localtime`), and
-        # each side's `localtime` is its own host's zone.
-        known = {row["name"] for row in server_zones} & zoneinfo.available_timezones()
+        # each side's `localtime` is its own host's zone. Listing them reads the disk.
+        python_zones = await asyncio.to_thread(zoneinfo.available_timezones)
+        known = {row["name"] for row in server_zones} & python_zones
         self.time_zones = frozenset(known - HOST_DEPENDENT_ZONES)
         self.inspected = True
 

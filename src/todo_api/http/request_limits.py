@@ -6,9 +6,11 @@ not part of a closed ecosystem MUST be UTF-8). The parser behind FastAPI would a
 decode UTF-16 and UTF-32, and a check that reads bytes as UTF-8 (the depth limit here)
 would then count something else than what gets parsed; so such bodies are refused (415
 `json_not_utf8`) before anything reads them. UTF-8 JSON never contains a zero byte (a
-U+0000 must be written `\u0000`), while UTF-16 and UTF-32 always do (every JSON text
-holds an ASCII character), so a zero byte, or a UTF-16/32 byte-order mark, tells them
-apart. A UTF-8 byte-order mark is allowed (RFC 8259 lets parsers ignore it).
+U+0000 must be written `\u0000`), while UTF-16 and UTF-32 JSON always does (every JSON
+text holds an ASCII character, and its code unit has a zero byte), with or without a
+byte-order mark: a zero byte tells them apart. (Bytes without one that the parser would
+read as UTF-16 can hold no ASCII character, so they never parse as JSON.) A UTF-8
+byte-order mark is allowed (RFC 8259 lets parsers ignore it).
 
 Body *size* is `BodyLimitMiddleware`'s job (it runs earlier and also bounds what this
 layer buffers); page sizes and string lengths are declared on the schemas.
@@ -32,13 +34,12 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKETS = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def json_not_utf8(body: bytes) -> bool:
     """Whether a JSON body is in another encoding than UTF-8 (UTF-16 or UTF-32, with or
     without a byte-order mark)."""
-    return b"\x00" in body or body.startswith(_UTF16_BOMS)
+    return b"\x00" in body
 
 
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:

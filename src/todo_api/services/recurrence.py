@@ -12,9 +12,9 @@ Occurrences stay within the accepted range of dates (`todo_api.date_range`): a s
 whose next date would fall past 2999 ends there. dateutil walks a rule period by period
 until the year 9999 when a rule can never match (`BYMONTH=2;BYMONTHDAY=30` takes
 seconds, and an UNTIL does not stop it), so every rule is first tried on a window of
-`_PROBE_YEARS` years just before that limit: a rule with no occurrence there is refused. That bounds every
-later expansion by the rule's real gap between dates. The probe is also where a rule
-dateutil cannot expand at all (it raises instead) is refused.
+`_PROBE_YEARS` years just before that limit: a rule with no occurrence there is
+refused. That bounds every later expansion by the rule's real gap between dates. The
+probe is also where a rule dateutil cannot expand at all (it raises) is refused.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ MAX_COUNT = 1000
 MAX_INTERVAL = {"DAILY": 3660, "WEEKLY": 520, "MONTHLY": 120, "YEARLY": 10}
 _PROBE_YEARS = 16
 _PROBE_START = datetime(9999 - _PROBE_YEARS + 1, 1, 1)
-#: The end of the range as a wall time: no expansion walks past it.
+#: The end of the range as a wall time: no occurrence at or past it is used.
 _WALL_END = END.replace(tzinfo=None)
 #: What dateutil raises for a rule it accepts but cannot expand (e.g. an ordinal weekday
 #: beyond the month's length under BYMONTH).
