@@ -219,3 +219,14 @@ def test_every_documented_operation_is_fuzzed() -> None:
     assert ("PATCH", "/api/{user_id}/tasks/{task_id}/complete") in fuzzed
     negative = {(method, path) for method, path, mode in OPERATIONS if mode.is_negative}
     assert ("POST", "/api/{user_id}/tasks") in negative
+
+
+def test_the_fuzzed_schema_states_the_range_of_dates(arena: Arena) -> None:
+    # Schemathesis generates from these patterns: valid cases stay in 1900-2999 and
+    # invalid ones (which must be refused) leave it.
+    schema = httpx.get(f"{arena.base_url}/openapi.json").json()
+    fields = schema["components"]["schemas"]["TaskCreate"]["properties"]
+    remind = next(s for s in fields["remind_at"]["anyOf"] if s.get("type") == "string")
+    due = next(s for s in fields["due_date"]["anyOf"] if "anyOf" in s)["anyOf"]
+    for stated in (remind, *due):
+        assert stated["pattern"] == "^(19|2[0-9])[0-9]{2}-", stated

@@ -18,9 +18,7 @@ ENCODINGS = ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-
 
 
 def deep(levels: int) -> str:
-    return json.dumps({"title": "t", "description": ["x"] * 0 or None, "tags": None}).replace(
-        '"tags": null', '"tags": ' + "[" * levels + "]" * levels
-    )
+    return '{"title": "t", "tags": ' + "[" * levels + "]" * levels + "}"
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
