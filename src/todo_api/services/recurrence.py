@@ -104,8 +104,6 @@ def _until(value: str) -> tuple[date, time | None, bool]:
             at = time(int(time_text[:2]), int(time_text[2:4]), int(time_text[4:]))
     except ValueError:
         raise RuleError("UNTIL is not a valid date") from None
-    if not date_in_range(day):
-        raise RuleError("UNTIL must be in the years 1900 to 2999")
     return day, at, bool(utc)
 
 
@@ -197,6 +195,9 @@ def _after(expander: rrule, moment: datetime, until: datetime | None) -> datetim
 def normalize_rule(text: str) -> str:
     """Validate a client's rule and return its canonical spelling, or raise RuleError."""
     parts = parse_rule(text)
+    # Checked for new rules only: a stored one with a later UNTIL still runs to 2999.
+    if "UNTIL" in parts and not date_in_range(_until(parts["UNTIL"])[0]):
+        raise RuleError("UNTIL must be in the years 1900 to 2999")
     if _first(_expander(parts, _PROBE_START), _PROBE_START, inc=True) is None:
         raise RuleError(f"never occurs (or less than once in {_PROBE_YEARS} years)")
     return _render(parts)
