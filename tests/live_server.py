@@ -2,7 +2,8 @@
 
 For tests that need real HTTP parsing (chunked bodies, huge headers, proxy headers) or
 a synchronous client (the fuzzer). The app's lifespan runs in the server's loop, so its
-engine and connections never cross event loops.
+engine and connections never cross event loops. Unless a test names another, the
+connection protocol is the one `todo-api serve` runs, with the app's header limits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+
+from todo_api.http.server import HeaderLimits, header_limited
 
 _START_TIMEOUT = 30.0
 
@@ -33,6 +36,7 @@ def serve(app: FastAPI, **config: Any) -> Iterator[str]:
         "log_config": None,
         "access_log": False,
         "lifespan": "on",
+        "http": header_limited(HeaderLimits.from_settings(app.state.settings)),
         **config,
     }
     server = uvicorn.Server(uvicorn.Config(app, **options))

@@ -69,6 +69,7 @@ def test_token_refuses_in_production(clean_env: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("TODO_API_ENV", "production")
     monkeypatch.setenv("JWT_SECRET", TEST_SECRET)
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example.com/app")
+    monkeypatch.setenv("ALLOWED_HOSTS", "api.example.com")
     result = runner.invoke(app, ["token", "--user", "alice"])
     assert result.exit_code == 2
     assert "production" in result.output

@@ -26,10 +26,11 @@ def test_development_needs_nothing() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"database_url": REMOTE_DB}, "JWT_SECRET"),
-        ({"jwt_secret": SECRET}, "DATABASE_URL"),
+        ({"database_url": REMOTE_DB, "allowed_hosts": "api.example.com"}, "JWT_SECRET"),
+        ({"jwt_secret": SECRET, "allowed_hosts": "api.example.com"}, "DATABASE_URL"),
+        ({"jwt_secret": SECRET, "database_url": REMOTE_DB}, "ALLOWED_HOSTS"),
     ],
-    ids=["no-auth", "embedded-database"],
+    ids=["no-auth", "embedded-database", "no-host-allow-list"],
 )
 def test_production_refuses_missing_pieces(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
@@ -37,8 +38,14 @@ def test_production_refuses_missing_pieces(values: dict[str, Any], message: str)
 
 
 def test_production_with_auth_and_database_starts_with_docs_off() -> None:
-    settings = _settings(todo_api_env="production", jwt_secret=SECRET, database_url=REMOTE_DB)
+    settings = _settings(
+        todo_api_env="production",
+        jwt_secret=SECRET,
+        database_url=REMOTE_DB,
+        allowed_hosts="api.example.com",
+    )
     assert not settings.show_docs
+    assert not settings.show_metrics
 
 
 @pytest.mark.parametrize("field", ["jwt_secret", "better_auth_secret"])

@@ -28,7 +28,7 @@ def _free_port() -> int:
 class ServerProcess:
     """`todo-api serve` on a free loopback port against the test database."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, **extra_env: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -36,6 +36,7 @@ class ServerProcess:
             "DATABASE_URL": database_url,
             "JWT_SECRET": TEST_SECRET,
             "RATE_LIMIT_ENABLED": "false",
+            **extra_env,
         }
         command = [sys.executable, "-m", "todo_api.cli", "serve", "--port", str(self.port)]
         self.process = subprocess.Popen(  # noqa: S603

@@ -114,7 +114,8 @@ def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, reload:
         workers=workers if not reload else None,
         reload=reload,
         loop="uvloop" if sys.platform != "win32" else "auto",
-        http="httptools",
+        # uvicorn's httptools protocol with a header timeout and size cap.
+        http="todo_api.http.server:HeaderLimitedProtocol",
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         access_log=False,

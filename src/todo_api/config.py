@@ -58,8 +58,19 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1"]
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    #: A connection that has not sent a request's complete line and headers within this
+    #: many seconds (of opening, or of the request's first byte) is closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: A request line plus headers larger than this is answered 431.
+    max_header_bytes: int = Field(default=65_536, ge=8192, le=1_048_576)
     docs_enabled: bool | None = None
-    metrics_enabled: bool = True
+    #: `Host` values served (`api.example.com`, `*.example.com`, `*`); required in
+    #: production, every host in development.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: `/metrics`: on outside production; in production off unless enabled or a token is set.
+    metrics_enabled: bool | None = None
+    #: When set, `/metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: SecretStr | None = None
     #: FastAPI's own OpenTelemetry instrumentation (spans, metrics, logs through the
     #: providers the process configures). Off by default: checking for providers on
     #: every request costs CPU even when none is configured.
@@ -86,10 +97,16 @@ class Settings(BaseSettings):
     require_if_match: bool = False
     #: How long a POST's response is kept for replay under its `Idempotency-Key`.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    #: Per user, at most this many stored responses and this many stored (compressed)
+    #: bytes; storing one more forgets the oldest first.
+    idempotency_max_keys_per_user: int = Field(default=1000, ge=1)
+    idempotency_max_bytes_per_user: int = Field(default=4 * 1_048_576, ge=65_536)
     #: How long the change feed keeps entries; an older cursor gets 410.
     changes_retention_days: int = Field(default=30, ge=1, le=3650)
 
-    _split_lists = field_validator("cors_origins", "forwarded_allow_ips", mode="before")(_split_csv)
+    _split_lists = field_validator(
+        "cors_origins", "forwarded_allow_ips", "allowed_hosts", mode="before"
+    )(_split_csv)
 
     @field_validator("jwt_secret", "better_auth_secret")
     @classmethod
@@ -136,6 +153,12 @@ class Settings(BaseSettings):
                     "TODO_API_ENV=production needs DATABASE_URL; "
                     "the embedded database is for development only"
                 )
+            if not self.allowed_hosts:
+                raise ValueError(
+                    "TODO_API_ENV=production needs ALLOWED_HOSTS: the host names the API "
+                    "is published under (api.example.com, *.example.com), or * to leave "
+                    "the check to a proxy in front"
+                )
         return self
 
     @property
@@ -153,6 +176,17 @@ class Settings(BaseSettings):
         """Development without `CORS_ORIGINS`: any loopback origin may call the API (a
         frontend's dev server on `http://localhost:3000`, Vite's on 5173, ...)."""
         return not self.is_production and not self.cors_origins
+
+    @property
+    def hosts_served(self) -> list[str]:
+        """The `Host` allow list in force (`*`: any)."""
+        return self.allowed_hosts or ["*"]
+
+    @property
+    def show_metrics(self) -> bool:
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
+        return not self.is_production or self.metrics_token is not None
 
     @property
     def show_docs(self) -> bool:

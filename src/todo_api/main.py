@@ -22,6 +22,7 @@ from todo_api.db.urls import redact
 from todo_api.deps import Shared, query_names
 from todo_api.errors import DatabaseUnavailable
 from todo_api.http.cors import ProblemCORSMiddleware
+from todo_api.http.hosts import AllowedHostsMiddleware
 from todo_api.http.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
@@ -234,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         max_age=600,
     )
+    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.hosts_served)
     app.add_middleware(
         RequestContextMiddleware, hsts=settings.is_production, user_salt=_log_salt(settings)
     )
@@ -245,7 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _routes(settings: Settings) -> list[BaseRoute]:
     """Every route of the app, in the order the router tries them."""
     routers = [health.router]
-    if settings.metrics_enabled:
+    if settings.show_metrics:
         routers.append(metrics.router)
     routers += [tasks.router, lists.router, tags.router, reminders.router]
     routers += [changes.router, profile.router]

@@ -354,6 +354,11 @@ class IdempotencyKey(SQLModel, table=True):
         default=None, sa_column=Column(JSONB, nullable=True)
     )
     response_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    #: `response_body` is zlib-compressed (large bodies, such as a batch's, are).
+    response_compressed: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
+    )
     created_at: datetime = Field(sa_column=_now_column("created_at"))
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 

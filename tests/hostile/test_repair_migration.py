@@ -1,4 +1,4 @@
-"""Migration 0005 repairs what earlier versions let in: dates outside 1900-2999 (and
+"""Migration 0006 repairs what earlier versions let in: dates outside 1900-2999 (and
 infinities) are cleared, zones that are no place are reset to UTC; afterwards every
 route reads those users' data, and the repairs show in the change feed."""
 
@@ -24,7 +24,7 @@ async def test_out_of_range_rows_and_placeless_zones_are_repaired(
     head = await current_revision(owner_url)
     await create(alice)  # her profile row
     kept = await create(bob, due_date="2027-03-04", remind_at="2027-03-04T08:00:00Z")
-    await run_migrations(owner_url, "0004", downgrade=True)
+    await run_migrations(owner_url, "0005", downgrade=True)
     try:
         insert = (
             "INSERT INTO tasks (user_id, title, due_date, due_at, due_sort_at, recurrence,"

@@ -148,6 +148,21 @@ def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
     return value
 
 
+def _is_text(value: str) -> bool:
+    """Whether `value` is Unicode text every layer can encode (no lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text_claim(value: object) -> str | None:
+    """An optional profile claim (`email`, `name`): kept when it is encodable text,
+    otherwise dropped, as if the token did not carry it."""
+    return value if isinstance(value, str) and _is_text(value) else None
+
+
 def _check_subject(sub: object) -> str:
     if not isinstance(sub, str):
         raise TokenError(
@@ -155,6 +170,10 @@ def _check_subject(sub: object) -> str:
         )
     if not 1 <= len(sub) <= MAX_SUBJECT_LENGTH:
         raise TokenError("token_subject_invalid", "The sub claim must be 1 to 255 characters long.")
+    if not _is_text(sub):
+        # JSON can spell lone surrogates ("\ud800"), which no UTF-8 layer below (rate-limit
+        # keys, log lines, the database) can encode.
+        raise TokenError("token_subject_invalid", "The sub claim is not valid Unicode text.")
     if any(ord(ch) < 0x20 or unicodedata.category(ch) == "Cc" for ch in sub):
         raise TokenError("token_subject_invalid", "The sub claim contains control characters.")
     if sub in RESERVED_USER_IDS:
@@ -194,11 +213,10 @@ def _check_claims(
                 "(the configured JWT_AUDIENCE, else BETTER_AUTH_URL).",
             )
     user_id = _check_subject(claims.get("sub"))
-    email, name = claims.get("email"), claims.get("name")
     principal = Principal(
         user_id=user_id,
-        email=email if isinstance(email, str) else None,
-        name=name if isinstance(name, str) else None,
+        email=_text_claim(claims.get("email")),
+        name=_text_claim(claims.get("name")),
         claims=MappingProxyType(claims),
     )
     return principal, exp

@@ -61,6 +61,7 @@ class Claim:
     session: Session
     user_id: str
     key: str
+    bounds: service.Bounds
 
     async def store(self, response: Response) -> None:
         headers = {
@@ -73,6 +74,7 @@ class Claim:
             response.status_code,
             headers,
             bytes(response.body),
+            self.bounds,
         )
 
 
@@ -115,7 +117,10 @@ async def claim_key(
         settings.changes_retention_days,
     )
     if stored is None:
-        request.scope["state"][_CLAIM] = Claim(ctx.session, ctx.user_id, value)
+        bounds = service.Bounds(
+            settings.idempotency_max_keys_per_user, settings.idempotency_max_bytes_per_user
+        )
+        request.scope["state"][_CLAIM] = Claim(ctx.session, ctx.user_id, value, bounds)
         return
     if stored.request_hash != digest:
         raise Unprocessable(

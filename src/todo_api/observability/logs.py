@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -28,7 +29,16 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        return dumps(entry)
+
+
+def dumps(entry: dict[str, Any]) -> str:
+    """`entry` as one line of JSON. Text that is not valid Unicode (a lone surrogate,
+    which JSON input can spell) is written escaped instead of losing the line."""
+    try:
         return orjson.dumps(entry, default=str).decode()
+    except TypeError:
+        return json.dumps(entry, default=str)
 
 
 class AccessLog:
@@ -92,7 +102,7 @@ class AccessLog:
             "message": message,
         }
         entry.update(fields)
-        line = orjson.dumps(entry, default=str).decode() + handler.terminator
+        line = dumps(entry) + handler.terminator
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -4,6 +4,7 @@ a process in tests); with `--workers N`, each worker reports its own numbers."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+
+from todo_api.errors import Unauthorized
 
 router = APIRouter(tags=["operations"], include_in_schema=False)
 
@@ -102,8 +105,26 @@ class _LiveState(Collector):
             )
 
 
+class MetricsTokenInvalid(Unauthorized):
+    code = "metrics_token_invalid"
+    detail = "/metrics needs `Authorization: Bearer <METRICS_TOKEN>`."
+
+
+def _check_token(request: Request) -> None:
+    expected = request.app.state.settings.metrics_token
+    if expected is None:
+        return
+    sent = request.headers.get("authorization", "")
+    scheme, _, token = sent.partition(" ")
+    wanted = expected.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), wanted):
+        raise MetricsTokenInvalid(headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+
+
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Metrics in the Prometheus text format, for the operator's scraper."""
+    """Metrics in the Prometheus text format, for the operator's scraper (with
+    `METRICS_TOKEN` set, only with that bearer token)."""
+    _check_token(request)
     collected: Metrics = request.app.state.metrics
     return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

@@ -65,18 +65,22 @@ class ReadinessProbe:
             await self.database.ensure_inspected()
 
 
+# HEAD as well (load balancers probe with it), out of the schema: the GET documents it.
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", summary="Liveness", response_model=Health)
 async def healthz() -> Health:
-    """The process is up. Does not touch the database."""
+    """The process is up. Does not touch the database. Also answers `HEAD`."""
     return Health(status="ok")
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz", summary="Readiness", response_model=Readiness, responses=error_responses(503)
 )
 async def readyz(request: Request) -> Readiness:
     """Ready to serve: the database answers (checked at most every few seconds) and, when
-    a JWKS source is configured, signing keys have been loaded. 503 otherwise."""
+    a JWKS source is configured, signing keys have been loaded. 503 otherwise. Also
+    answers `HEAD`."""
     probe: ReadinessProbe = request.app.state.readiness
     if not await probe.ready():
         raise ServiceUnavailable(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from todo_api.deps import ContextDep, TaskIdPath
 from todo_api.http.idempotency import IdempotencyDep, IdempotentRoute
-from todo_api.http.preconditions import POSTED_HEADERS, etag
+from todo_api.http.preconditions import POSTED_HEADERS, IfMatchDep, etag
 from todo_api.http.problems import error_responses
 from todo_api.routes import API_PREFIX
 from todo_api.schemas.tasks import TaskPublic
@@ -49,13 +49,16 @@ async def due_reminders(
     summary="Dismiss a reminder",
     response_model=TaskPublic,
     responses={
-        **error_responses(401, 403, 404, 409, 422),
+        **error_responses(401, 403, 404, 409, 412, 422, 428),
         200: {"headers": POSTED_HEADERS},
     },
     dependencies=[IdempotencyDep],
 )
-async def dismiss_reminder(response: Response, ctx: ContextDep, task_id: TaskIdPath) -> TaskPublic:
-    """Stop reminding about this task (until `remind_at` is set again)."""
-    row = await service.dismiss(ctx.session, ctx.user_id, task_id)
+async def dismiss_reminder(
+    response: Response, ctx: ContextDep, task_id: TaskIdPath, precondition: IfMatchDep
+) -> TaskPublic:
+    """Stop reminding about this task (until `remind_at` is set again). `If-Match`
+    applies as on every other write (required with `REQUIRE_IF_MATCH`)."""
+    row = await service.dismiss(ctx.session, ctx.user_id, task_id, precondition)
     response.headers["ETag"] = etag(row["version"])
     return TaskPublic.model_validate(row)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, false, func, update
+from sqlalchemy import Select, false, func, true, update
 
 from todo_api.db.database import Session
 from todo_api.db.statements import Row
 from todo_api.models import tasks_table as t
-from todo_api.services.tasks import COLUMNS, readable, task_not_found
+from todo_api.services.task_writes import refused
+from todo_api.services.tasks import COLUMNS, readable
+from todo_api.services.versions import Precondition
 
 
 def due_reminders_statement(user_id: str, until: datetime, limit: int) -> Select[Any]:
@@ -35,12 +37,15 @@ async def due_reminders(session: Session, user_id: str, until: datetime, limit: 
     return list((await session.execute(stmt)).mappings().all())
 
 
-async def dismiss(session: Session, user_id: str, task_id: int) -> Row:
+async def dismiss(
+    session: Session, user_id: str, task_id: int, precondition: Precondition | None = None
+) -> Row:
     """Dismiss the task's reminder (it stays on the task; setting `remind_at` again
-    re-arms it)."""
+    re-arms it). With `precondition`, only while the task is at one of its versions."""
     stmt = (
         update(t)
         .where(t.c.user_id == user_id, t.c.id == task_id)
+        .where(precondition.clause(t.c.version) if precondition is not None else true())
         .values(
             reminder_dismissed_at=func.coalesce(t.c.reminder_dismissed_at, func.now()),
             updated_at=func.now(),
@@ -49,5 +54,5 @@ async def dismiss(session: Session, user_id: str, task_id: int) -> Row:
     )
     row = (await session.execute(stmt)).mappings().first()
     if row is None:
-        raise task_not_found(task_id)
+        raise await refused(session, user_id, task_id, precondition)
     return row

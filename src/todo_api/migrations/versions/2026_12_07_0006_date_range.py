@@ -15,8 +15,8 @@ the host's own zone, differs between the API's host and the database's; `posixru
 `Factory`), made every all-day write a 422 or meant different times on each side; it is
 reset to `UTC`, and its all-day tasks re-sorted.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07
 """
 
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
