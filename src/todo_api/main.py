@@ -38,6 +38,8 @@ from todo_api.http.problems import (
 from todo_api.http.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.http.request_limits import RequestLimitsMiddleware
 from todo_api.http.timeouts import RequestTimeoutMiddleware
+from todo_api.mcp import server as mcp_server
+from todo_api.mcp.server import serve_mcp
 from todo_api.observability import metrics
 from todo_api.observability.logs import skip_process_details
 from todo_api.observability.metrics import Metrics
@@ -140,7 +142,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.readiness = health.ReadinessProbe(database)
         if settings.is_production:
             _freeze_start_up_objects()
-        yield
+        async with serve_mcp(app):
+            yield
     finally:
         await verifier.aclose()
         await database.dispose()
@@ -213,6 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         profile.router,
     ):
         app.include_router(router, prefix="/api/{user_id}")
+    mcp_server.install(app)
 
     # Added innermost first: the request meets them in the reverse order.
     # Inside the time limit: it reads JSON bodies, and a client trickling one in must
@@ -236,6 +240,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "If-None-Match",
             "Idempotency-Key",
             "X-Request-ID",
+            # Sent by MCP clients (Streamable HTTP) running in a browser.
+            "Mcp-Protocol-Version",
+            "Mcp-Method",
+            "Mcp-Name",
         ],
         expose_headers=EXPOSED_HEADERS,
         # Safe: the API authenticates by header only (cookies never count), and the
