@@ -148,7 +148,12 @@ def build_server() -> Server[Any]:
 class MCPEndpoint:
     """The ASGI app at `/mcp`: hands the request to the running session manager."""
 
+    #: The route template the access log and the metrics show for these requests.
+    path = MCP_PATH
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # FastAPI records the matched route in the scope for its own routes only.
+        scope["route"] = self
         manager: StreamableHTTPSessionManager = scope["app"].state.mcp
         await manager.handle_request(scope, receive, send)
 
