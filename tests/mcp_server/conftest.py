@@ -14,8 +14,8 @@ from typing import Any
 import httpx2
 import pytest
 from mcp import Client
-from mcp_types import CallToolResult, TextContent
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, TextContent
 
 from tests.conftest import User, make_settings
 from tests.live_server import serve
