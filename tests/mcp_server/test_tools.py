@@ -10,7 +10,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.conftest import User
 from tests.dates import day
-from tests.mcp_server.conftest import Agent
+from tests.mcp_client import Agent
 
 MISSING = 2**63 - 1
 

@@ -14,7 +14,7 @@ from mcp_types import Tool
 
 from tests.conftest import TEST_SECRET, User, make_settings, make_token
 from tests.live_server import serve
-from tests.mcp_server.conftest import connect, first_leaf
+from tests.mcp_client import connect, first_leaf
 from todo_api.main import create_app
 from todo_api.mcp.tools import TOOLS
 
