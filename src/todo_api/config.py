@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1"]
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    #: The service's external base URL, for the absolute URLs of the MCP endpoint's
+    #: protected-resource metadata (RFC 9728); unset, they follow the request.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
     docs_enabled: bool | None = None
     metrics_enabled: bool = True
     #: FastAPI's own OpenTelemetry instrumentation (spans, metrics, logs through the
@@ -118,7 +121,7 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
         return value
 
-    @field_validator("better_auth_url")
+    @field_validator("better_auth_url", "public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

@@ -263,3 +263,13 @@ async def test_two_instances_answer_the_calls_of_one_client(
     assert seen[-3:] == created
     assert min(balancer.sent) >= 3, balancer.sent  # both instances served calls
     assert (await alice.get(f"/api/me/tasks/{created[0]}")).json()["completed"] is True
+
+
+def test_public_url_names_the_resource_whatever_the_host(owner_url: str) -> None:
+    settings = make_settings(owner_url, public_url="https://tasks.example.com/")
+    with serve(create_app(settings)) as base_url, httpx.Client(base_url=base_url) as http:
+        response = http.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Host": "evil.test"})
+        document = http.get("/.well-known/oauth-protected-resource", headers={"Host": "evil.test"})
+    metadata = "https://tasks.example.com/.well-known/oauth-protected-resource/mcp"
+    assert f'resource_metadata="{metadata}"' in _challenge(response)
+    assert document.json()["resource"] == "https://tasks.example.com/mcp"

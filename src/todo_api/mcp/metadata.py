@@ -29,8 +29,12 @@ def is_mcp_path(path: str) -> bool:
 
 
 def _base_url(scope: Scope) -> str:
-    # The same origin the client reached (as `Location` headers are built); forwarded
-    # headers count only from FORWARDED_ALLOW_IPS, which uvicorn applies before this.
+    # RFC 9728 needs absolute URLs. PUBLIC_URL names them; without it, the origin the
+    # client reached (forwarded headers count only from FORWARDED_ALLOW_IPS, which
+    # uvicorn applies before this).
+    settings: Settings = scope["app"].state.settings
+    if settings.public_url:
+        return settings.public_url
     url = URL(scope=scope)
     root = scope.get("root_path", "")
     return f"{url.scheme}://{url.netloc}{root}"
