@@ -273,3 +273,13 @@ def test_public_url_names_the_resource_whatever_the_host(owner_url: str) -> None
     metadata = "https://tasks.example.com/.well-known/oauth-protected-resource/mcp"
     assert f'resource_metadata="{metadata}"' in _challenge(response)
     assert document.json()["resource"] == "https://tasks.example.com/mcp"
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+def test_only_post_is_served(mcp_base: str, alice: User, method: str) -> None:
+    # Stateless and JSON-only: a GET would open an event stream with nothing to send.
+    headers = {**MCP_HEADERS, **alice.headers}
+    response = httpx.request(method, f"{mcp_base}/mcp", headers=headers, timeout=10)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["code"] == "method_not_allowed"

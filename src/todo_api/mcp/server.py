@@ -30,7 +30,7 @@ from starlette.types import Receive, Scope, Send
 from todo_api.db.constraints import database_problem
 from todo_api.deps import Context, Shared, principal_of
 from todo_api.errors import AppError, Unprocessable
-from todo_api.http.problems import validation_items
+from todo_api.http.problems import send_problem, validation_items
 from todo_api.mcp.metadata import MCP_PATH, METADATA_PATHS, protected_resource_metadata
 from todo_api.mcp.tools import TOOLS, Outcome
 from todo_api.observability.redaction import hide_statement_parameters
@@ -154,6 +154,18 @@ class MCPEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # FastAPI records the matched route in the scope for its own routes only.
         scope["route"] = self
+        if scope["method"] != "POST":
+            # Stateless and JSON-only: no server-initiated stream to open with GET (the
+            # transport's answer to which is 405), no session to end with DELETE.
+            await send_problem(
+                scope,
+                send,
+                405,
+                "method_not_allowed",
+                "This MCP endpoint answers POST only: it keeps no session and opens no stream.",
+                {"Allow": "POST"},
+            )
+            return
         manager: StreamableHTTPSessionManager = scope["app"].state.mcp
         await manager.handle_request(scope, receive, send)
 
