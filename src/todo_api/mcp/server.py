@@ -56,8 +56,13 @@ def _error(status: int, code: str, detail: str, **extra: Any) -> types.CallToolR
 
 
 def _app_error(error: AppError) -> types.CallToolResult:
-    # `extra` holds what REST adds to the problem (the current task on a 412, ...).
-    return _error(error.status, error.code, error.detail, **error.extra)
+    # `extra` holds what REST adds to the problem (the current task on a 412, ...); REST's
+    # `Retry-After` header (503) becomes `retry_after`, in seconds.
+    extra = dict(error.extra)
+    retry_after = (error.headers or {}).get("Retry-After")
+    if retry_after is not None and retry_after.isdigit():
+        extra["retry_after"] = int(retry_after)
+    return _error(error.status, error.code, error.detail, **extra)
 
 
 def _invalid(error: ValidationError) -> types.CallToolResult:
