@@ -13,6 +13,7 @@ from starlette.routing import Match
 from tests.conftest import User
 from todo_api.auth.principal import RESERVED_USER_IDS
 from todo_api.config import Settings
+from todo_api.deps import ContextRoute, uses_context
 from todo_api.main import create_app
 
 
@@ -137,3 +138,16 @@ def test_no_endpoint_or_dependency_runs_in_a_thread(routes: list[Any]) -> None:
             assert inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call), (
                 f"{route.path}: {getattr(call, '__name__', call)} is not async"
             )
+
+
+def test_every_route_that_takes_the_context_opens_it(routes: list[Any]) -> None:
+    # `ContextDep` reads the transaction `ContextRoute` opens; on any other route class
+    # every request would fail.
+    takes_context = [r for r in routes if uses_context(r.dependant)]
+    assert len(takes_context) >= 20
+    for route in takes_context:
+        assert isinstance(route.original_route, ContextRoute), route.path
+    # The health probes need no transaction, and open none.
+    for route in routes:
+        if route.path in {"/healthz", "/readyz"}:
+            assert not uses_context(route.dependant)

@@ -1,18 +1,21 @@
 """Dependency aliases: routes read like their signatures.
 
 Every request to a resource takes one dependency, `ContextDep`: the verified caller,
-their transaction and the app's shared objects, opened once. Dependencies are
+their transaction and the app's shared objects, opened once by the route class
+(`ContextRoute`) rather than by a chain of dependencies. Dependencies are
 `async def` even when they do no I/O: FastAPI runs plain `def` dependencies in a
 worker thread, and that hand-off costs more than the work itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from todo_api.auth.principal import Principal
 from todo_api.config import Settings
@@ -94,27 +97,66 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-async def get_context(request: Request) -> AsyncIterator[Context]:
-    """One transaction per request, opened as the caller and committed before the response.
+#: Where `ContextRoute` keeps the request's `Context` (in the ASGI scope's state).
+CONTEXT = "context"
 
-    `scope="function"` (below) runs the commit when the handler returns, before FastAPI
-    sends the response, so a failed commit can never follow a 2xx. A text search (`q`)
-    has its statements planned for its values (see `Database.transaction`).
+
+async def get_context(request: Request) -> Context:
+    """The request's context, opened by its route (`ContextRoute`)."""
+    context = request.scope["state"].get(CONTEXT)
+    if not isinstance(context, Context):
+        # A route that takes `ContextDep` with another route class: a programming error,
+        # caught at start-up by `tests/test_routing.py`.
+        raise RuntimeError(f"{request.scope.get('route')} takes ContextDep but is no ContextRoute")
+    return context
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def uses_context(dependant: Dependant) -> bool:
+    """Whether a route (its dependant) takes `ContextDep`, directly or through another
+    dependency."""
+    return dependant.call is get_context or any(uses_context(d) for d in dependant.dependencies)
+
+
+class ContextRoute(APIRoute):
+    """The route class of every resource route: one transaction per request.
+
+    The transaction is opened as the caller before FastAPI solves the route's parameters
+    and dependencies, and committed once the handler has built its response, before any
+    of it is sent, so a failed commit can never follow a 2xx. An error rolls it back. A
+    text search (`q`) has its statements planned for its values (see
+    `Database.transaction`). Routes that do not take `ContextDep` run without one.
     """
-    principal = principal_of(request)
-    shared: Shared = request.app.state.shared
-    searching = False
-    if request.scope["query_string"]:
-        params = request.query_params
-        searching = bool(params.get("q") or params.get("search"))
-        _note_ignored_params(request, shared)
-    async with shared.database.transaction(principal.user_id, custom_plans=searching) as session:
-        yield Context(principal, session, shared)
-        # From here on the request may not be abandoned by its time limit.
-        request.scope["state"][COMMITTING] = True
 
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = self.transactional_handler()
+        if not uses_context(self.dependant):
+            return handler
 
-ContextDep = Annotated[Context, Depends(get_context, scope="function")]
+        async def run(request: Request) -> Response:
+            principal = principal_of(request)
+            shared: Shared = request.app.state.shared
+            state = request.scope["state"]
+            searching = False
+            if request.scope["query_string"]:
+                params = request.query_params
+                searching = bool(params.get("q") or params.get("search"))
+                _note_ignored_params(request, shared)
+            transaction = shared.database.transaction(principal.user_id, custom_plans=searching)
+            async with transaction as session:
+                state[CONTEXT] = Context(principal, session, shared)
+                response = await handler(request)
+                # From here on the request may not be abandoned by its time limit.
+                state[COMMITTING] = True
+            return response
+
+        return run
+
+    def transactional_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """What runs inside the transaction: FastAPI's handler of the route."""
+        return super().get_route_handler()
 
 
 async def get_principal(request: Request) -> Principal:

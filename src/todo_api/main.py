@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
+from starlette.routing import BaseRoute
 
 from todo_api.auth.tokens import AuthConfig, TokenVerifier
 from todo_api.config import Settings, get_settings
@@ -39,7 +40,6 @@ from todo_api.http.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.http.request_limits import RequestLimitsMiddleware
 from todo_api.http.timeouts import RequestTimeoutMiddleware
 from todo_api.mcp import server as mcp_server
-from todo_api.mcp.server import serve_mcp
 from todo_api.observability import metrics
 from todo_api.observability.logs import skip_process_details
 from todo_api.observability.metrics import Metrics
@@ -142,7 +142,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.readiness = health.ReadinessProbe(database)
         if settings.is_production:
             _freeze_start_up_objects()
-        async with serve_mcp(app):
+        async with mcp_server.serve_mcp(app):
             yield
     finally:
         await verifier.aclose()
@@ -175,6 +175,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI application."""
     settings = settings or get_settings()
     app = FastAPI(
+        # The routes go straight into the app's router: one flat list the router walks
+        # once per request (an included router would be walked again for each of its
+        # routes). The router tries them in order, and most requests are for tasks.
+        routes=_routes(settings),
         title="Todo API",
         version="0.1.0",
         summary="Multi-user tasks on PostgreSQL, for frontends that sign users in with JWTs.",
@@ -199,24 +203,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
 
-    app.include_router(health.router)
     app.state.metrics = Metrics()
     app.state.metrics.app_state = app.state
-    if settings.metrics_enabled:
-        app.include_router(metrics.router, include_in_schema=False)
-    # Tasks first: the router tries routes in order, and most requests are for tasks.
-    # `{user_id}` is checked, and the short aliases (`/api/tasks/...`) are mapped to
-    # `/api/me/...`, before routing (`PathUserMiddleware`); `_openapi` documents it.
-    for router in (
-        tasks.router,
-        lists.router,
-        tags.router,
-        reminders.router,
-        changes.router,
-        profile.router,
-    ):
-        app.include_router(router, prefix="/api/{user_id}")
-    mcp_server.install(app)
 
     # Added innermost first: the request meets them in the reverse order.
     # Inside the time limit: it reads JSON bodies, and a client trickling one in must
@@ -258,6 +246,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _routes(settings: Settings) -> list[BaseRoute]:
+    """Every route of the app, in the order the router tries them."""
+    routers = [health.router]
+    if settings.metrics_enabled:
+        routers.append(metrics.router)
+    routers += [tasks.router, lists.router, tags.router, reminders.router]
+    routers += [changes.router, profile.router]
+    return [route for router in routers for route in router.routes] + mcp_server.routes()
 
 
 def _header(description: str) -> dict[str, Any]:

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
-from fastapi.routing import APIRoute
 
 from todo_api.db.database import Session
-from todo_api.deps import ContextDep
+from todo_api.deps import ContextDep, ContextRoute
 from todo_api.errors import Unprocessable
 from todo_api.services import idempotency as service
 
@@ -132,11 +131,11 @@ async def claim_key(
 IdempotencyDep = Depends(claim_key)
 
 
-class IdempotentRoute(APIRoute):
+class IdempotentRoute(ContextRoute):
     """Stores the response of a request that claimed a key; answers replays."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def transactional_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().transactional_handler()
 
         async def run(request: Request) -> Response:
             try:
@@ -145,7 +144,7 @@ class IdempotentRoute(APIRoute):
                 return replay.response
             claim = request.scope.get("state", {}).pop(_CLAIM, None)
             if isinstance(claim, Claim):
-                # Still inside the request's transaction: it commits after this returns.
+                # Inside the request's transaction (`ContextRoute`): it commits after this.
                 await claim.store(response)
             return response
 

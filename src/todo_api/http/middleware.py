@@ -313,7 +313,7 @@ class AuthenticationMiddleware:
 
 #: Set in the request's state when it came by a short alias (`/api/tasks/...`).
 ALIAS = "alias"
-#: The query parameter names the route ignored (`deps.get_context` sets them).
+#: The query parameter names the route ignored (`deps.ContextRoute` sets them).
 IGNORED_PARAMS = "ignored_params"
 #: Names echoed in `Ignored-Query-Params`: short, printable, no list separator.
 _SHOWN_NAME = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,64}")

@@ -24,7 +24,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from todo_api.db.constraints import database_problem
@@ -190,10 +190,12 @@ async def serve_mcp(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-def install(app: FastAPI) -> None:
-    """Mount `/mcp` and its protected-resource metadata (RFC 9728) on the app."""
-    # A `Route` whose endpoint is an ASGI app serves every method (POST, GET, DELETE);
-    # the transport answers the ones it does not support.
-    app.router.routes.append(Route(MCP_PATH, MCPEndpoint(), include_in_schema=False))
+def routes() -> list[BaseRoute]:
+    """`/mcp` and its protected-resource metadata (RFC 9728), for the app's router."""
+    # A `Route` whose endpoint is an ASGI app gets every method; `MCPEndpoint` answers.
+    found: list[BaseRoute] = [Route(MCP_PATH, MCPEndpoint(), include_in_schema=False)]
     for path in METADATA_PATHS:
-        app.add_route(path, protected_resource_metadata, methods=["GET"], include_in_schema=False)
+        found.append(
+            Route(path, protected_resource_metadata, methods=["GET"], include_in_schema=False)
+        )
+    return found

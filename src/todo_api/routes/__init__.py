@@ -9,6 +9,10 @@ from starlette.datastructures import URL
 
 from todo_api.http.middleware import ALIAS
 
+#: Where every resource route lives: `{user_id}` is the token's `sub` or `me`, checked
+#: (and the short aliases mapped to `/api/me/...`) before routing, by `PathUserMiddleware`.
+API_PREFIX = "/api/{user_id}"
+
 
 def spelled(request: Request, url: URL) -> str:
     """`url` (a path of this API) as a relative reference spelled like the request: a

@@ -6,15 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from todo_api.deps import ContextDep
+from todo_api.deps import ContextDep, ContextRoute
 from todo_api.http.problems import error_responses
+from todo_api.routes import API_PREFIX
 from todo_api.schemas.changes import Change, ChangeFeed
 from todo_api.schemas.lists import ListPublic
 from todo_api.schemas.tags import TagPublic
 from todo_api.schemas.tasks import TaskPublic
 from todo_api.services import changes as service
 
-router = APIRouter(tags=["changes"])
+router = APIRouter(prefix=API_PREFIX, tags=["changes"], route_class=ContextRoute)
 
 _PUBLIC: dict[str, type[TaskPublic | ListPublic | TagPublic]] = {
     "task": TaskPublic,

@@ -19,12 +19,12 @@ from todo_api.http.preconditions import (
 )
 from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_response
 from todo_api.http.problems import error_responses
-from todo_api.routes import object_url
+from todo_api.routes import API_PREFIX, object_url
 from todo_api.schemas.common import MAX_ID
 from todo_api.schemas.lists import ListCreate, ListPublic, ListTasksOnDelete, ListUpdate
 from todo_api.services import lists as service
 
-router = APIRouter(tags=["lists"], route_class=IdempotentRoute)
+router = APIRouter(prefix=API_PREFIX, tags=["lists"], route_class=IdempotentRoute)
 
 
 @router.get(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from todo_api.deps import ContextDep
+from todo_api.deps import ContextDep, ContextRoute
 from todo_api.http.problems import error_responses
+from todo_api.routes import API_PREFIX
 from todo_api.schemas.profile import ProfilePublic, ProfileUpdate
 from todo_api.services import profiles as service
 
-router = APIRouter(tags=["profile"])
+router = APIRouter(prefix=API_PREFIX, tags=["profile"], route_class=ContextRoute)
 
 
 @router.get(

@@ -11,12 +11,13 @@ from todo_api.deps import ContextDep, TaskIdPath
 from todo_api.http.idempotency import IdempotencyDep, IdempotentRoute
 from todo_api.http.preconditions import POSTED_HEADERS, etag
 from todo_api.http.problems import error_responses
+from todo_api.routes import API_PREFIX
 from todo_api.schemas.tasks import TaskPublic
 from todo_api.schemas.values import Instant
 from todo_api.services import clock
 from todo_api.services import reminders as service
 
-router = APIRouter(tags=["reminders"], route_class=IdempotentRoute)
+router = APIRouter(prefix=API_PREFIX, tags=["reminders"], route_class=IdempotentRoute)
 
 
 @router.get(

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from todo_api.deps import ContextDep, TagIdPath
+from todo_api.deps import ContextDep, ContextRoute, TagIdPath
 from todo_api.http.preconditions import ETAG_HEADER, IfMatchDep, etag
 from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_response
 from todo_api.http.problems import error_responses
+from todo_api.routes import API_PREFIX
 from todo_api.schemas.tags import TagPublic, TagUpdate
 from todo_api.services import tags as service
 
-router = APIRouter(tags=["tags"])
+router = APIRouter(prefix=API_PREFIX, tags=["tags"], route_class=ContextRoute)
 
 
 @router.get(

@@ -22,7 +22,7 @@ from todo_api.http.preconditions import (
 from todo_api.http.prefer import PreferMinimalDep, deleted_responses, minimal_response
 from todo_api.http.problems import error_responses
 from todo_api.http.responses import task_response, tasks_response
-from todo_api.routes import here, object_url, spelled
+from todo_api.routes import API_PREFIX, here, object_url, spelled
 from todo_api.schemas.batch import BatchRequest, BatchResponse
 from todo_api.schemas.common import MAX_ID
 from todo_api.schemas.task_query import TaskListParams
@@ -40,7 +40,7 @@ from todo_api.services import batch as batch_service
 from todo_api.services import positions, task_list, task_writes
 from todo_api.services import tasks as service
 
-router = APIRouter(tags=["tasks"], route_class=IdempotentRoute)
+router = APIRouter(prefix=API_PREFIX, tags=["tasks"], route_class=IdempotentRoute)
 
 MAX_PAGE = 200
 _ONE: dict[int | str, dict[str, Any]] = {
