@@ -6,11 +6,14 @@ size bounded. Nothing is kept between requests, so any instance answers any call
 
 A tool's failure is a tool result with `isError: true` whose structured content is the
 problem REST would answer (`status`, `code`, `detail`, and `errors` for invalid
-arguments); never a protocol error, a stack trace or SQL.
+arguments), never a stack trace or SQL. Only what the protocol itself refuses (an
+unknown tool, arguments that are not an object, malformed JSON-RPC) is a JSON-RPC
+error, answered by the SDK.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,11 +34,11 @@ from todo_api.db.constraints import database_problem
 from todo_api.deps import Context, Shared, principal_of
 from todo_api.errors import AppError, Unprocessable
 from todo_api.http.problems import send_problem, validation_items
+from todo_api.http.timeouts import COMMITTING
 from todo_api.mcp.metadata import MCP_PATH, METADATA_PATHS, protected_resource_metadata
 from todo_api.mcp.tools import TOOLS, Outcome
 from todo_api.observability.redaction import hide_statement_parameters
 
-log = logging.getLogger("todo_api.mcp")
 error_log = logging.getLogger("todo_api.errors")
 
 INSTRUCTIONS = (
@@ -82,11 +85,17 @@ def _request_of(ctx: ServerRequestContext[Any, Any]) -> Request:
     return request
 
 
+@functools.cache
+def _described() -> list[types.Tool]:
+    # The schemas never change while the process runs: built once, on first use.
+    return [tool.describe() for tool in TOOLS.values()]
+
+
 async def list_tools(
     ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
 ) -> types.ListToolsResult:
     """Every tool, with its input and output schemas and hints."""
-    return types.ListToolsResult(tools=[tool.describe() for tool in TOOLS.values()])
+    return types.ListToolsResult(tools=_described())
 
 
 async def call_tool(
@@ -105,6 +114,8 @@ async def call_tool(
         searching = tool.searches(arguments)
         async with shared.database.transaction(principal.user_id, custom_plans=searching) as s:
             outcome: Outcome = await tool.run(Context(principal, s, shared), arguments)
+            # As for a route: from here on the request's time limit waits for the commit.
+            request.scope.setdefault("state", {})[COMMITTING] = True
     except ValidationError as error:
         return _invalid(error)
     except AppError as error:
