@@ -47,6 +47,13 @@ class ListTasksArguments(TaskListParams):
 
     model_config = _FORBID
 
+    cursor: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The previous result's `next_cursor`, for the next page (same other "
+        "arguments).",
+    )
+
 
 class TaskArguments(BaseModel):
     """One of the caller's tasks."""
