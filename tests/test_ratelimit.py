@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from tests.conftest import make_settings, make_token
 from tests.live_server import serve
 from todo_api.auth.principal import Principal
-from todo_api.http.ratelimit import MemoryStore, RateLimiter, RedisStore, client_key
+from todo_api.http.ratelimit import MemoryStore, RateLimiter, RedisStore, client_key, decide
 from todo_api.main import create_app
 
 USER_LIMIT = 3
@@ -568,3 +568,11 @@ async def test_forwarded_address_is_used_only_from_a_trusted_proxy(
     # From a trusted proxy each forwarded address has its own budget; from anyone else
     # the header is ignored and every request counts against the peer's address.
     assert last.status_code == (401 if separate else 429)
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_raw_headers_are_the_headers_as_asgi_pairs(allowed: bool) -> None:
+    decision = decide(allowed, 42_500_000.0, 60, 60_000_000.0)
+    expected = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+    assert decision.raw_headers() == expected
+    assert (b"retry-after" in dict(decision.raw_headers())) is not allowed

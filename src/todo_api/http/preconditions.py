@@ -51,27 +51,25 @@ async def if_match(
 IfMatchDep = Annotated[Precondition | None, Depends(if_match)]
 
 
-async def if_none_match(
-    header: Annotated[
-        str | None,
-        Header(
-            alias="If-None-Match",
-            max_length=1024,
-            description="304 without a body when the object's ETag is one of these "
-            "(weak comparison) or `*`.",
-        ),
-    ] = None,
-) -> list[str] | None:
-    return tags_of(header) if header is not None else None
+#: A GET's `If-None-Match`, read as a plain header parameter of the route (no dependency
+#: to solve: GETs of one object are the most frequent requests) and compared by
+#: `not_modified`.
+IfNoneMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        max_length=1024,
+        description="304 without a body when the object's ETag is one of these "
+        "(weak comparison) or `*`.",
+    ),
+]
 
 
-IfNoneMatchDep = Annotated[list[str] | None, Depends(if_none_match)]
-
-
-def not_modified(tags: list[str] | None, version: int) -> Response | None:
-    """The 304 for a GET whose `If-None-Match` names the current version."""
-    if tags is None:
+def not_modified(header: str | None, version: int) -> Response | None:
+    """The 304 for a GET whose `If-None-Match` header names the current version."""
+    if header is None:
         return None
+    tags = tags_of(header)
     mine = etag(version)
     if "*" in tags or any(tag.removeprefix("W/") == mine for tag in tags):
         return Response(status_code=304, headers={"ETag": mine})

@@ -13,7 +13,7 @@ from todo_api.http.preconditions import (
     NOT_MODIFIED,
     POSTED_HEADERS,
     IfMatchDep,
-    IfNoneMatchDep,
+    IfNoneMatchHeader,
     etag,
     not_modified,
 )
@@ -83,7 +83,7 @@ async def get_list(
     response: Response,
     ctx: ContextDep,
     list_id: ListIdPath,
-    if_none_match: IfNoneMatchDep,
+    if_none_match: IfNoneMatchHeader = None,
 ) -> Any:
     """One of the caller's lists, with its `ETag`; another user's list id is 404. 304
     when `If-None-Match` names the current version."""

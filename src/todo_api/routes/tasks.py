@@ -15,7 +15,7 @@ from todo_api.http.preconditions import (
     POSTED_HEADERS,
     REPLAYED_HEADER,
     IfMatchDep,
-    IfNoneMatchDep,
+    IfNoneMatchHeader,
     etag,
     not_modified,
 )
@@ -187,7 +187,7 @@ async def apply_batch(
 async def get_task(
     ctx: ContextDep,
     task_id: TaskIdPath,
-    if_none_match: IfNoneMatchDep,
+    if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """One of the caller's tasks, with its `ETag`. Another user's task id is 404, as if it
     did not exist. 304 (no body) when `If-None-Match` names the current version."""
