@@ -8,9 +8,11 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import User
+from tests.conftest import User, make_settings
 from tests.dates import day
+from tests.live_server import serve
 from tests.mcp_client import Agent
+from todo_api.main import create_app
 
 MISSING = 2**63 - 1
 
@@ -195,3 +197,16 @@ async def test_unknown_tool_is_a_protocol_error(alice_agent: Agent) -> None:
     assert raised.value.code == types.INVALID_PARAMS
     # The connection is still good.
     assert await alice_agent.ok("list_tags") == {"tags": []}
+
+
+async def test_require_if_match_needs_if_version_on_writes(owner_url: str, alice: User) -> None:
+    settings = make_settings(owner_url, require_if_match=True)
+    task = await alice.create_task("Guarded")
+    with serve(create_app(settings)) as base_url:
+        agent = Agent(base_url, alice)
+        for tool in ("update_task", "complete_task", "delete_task"):
+            refused = await agent.error(tool, {"task_id": task["id"]})
+            assert (refused["status"], refused["code"]) == (428, "precondition_required"), tool
+        done = await agent.ok("complete_task", {"task_id": task["id"], "if_version": 1})
+        assert done["completed"] is True
+    assert (await rest_task(alice, task["id"]))["version"] == 2
