@@ -21,7 +21,7 @@ from tests.conftest import TEST_SECRET, User, make_settings, make_token
 from todo_api import cli
 from todo_api.config import Settings
 from todo_api.db.statements import Statement
-from todo_api.deps import ContextDep
+from todo_api.deps import ContextDep, ContextRoute
 from todo_api.http.middleware import user_hash
 from todo_api.main import create_app
 from todo_api.observability.logs import AccessLog, JsonFormatter, logging_config
@@ -211,7 +211,9 @@ async def _error_logged_for(
     async def explode(ctx: ContextDep, payload: dict[str, Any]) -> None:
         await ctx.session.execute(statement, {"v": payload["text"]})
 
-    app.add_api_route("/api/me/boom", explode, methods=["POST"])
+    app.router.add_api_route(
+        "/api/me/boom", explode, methods=["POST"], route_class_override=ContextRoute
+    )
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
