@@ -40,6 +40,7 @@ from todo_api.http.problems import (
 from todo_api.http.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.http.request_limits import RequestLimitsMiddleware
 from todo_api.http.timeouts import RequestTimeoutMiddleware
+from todo_api.mcp import server as mcp_server
 from todo_api.observability import metrics
 from todo_api.observability.logs import skip_process_details
 from todo_api.observability.metrics import Metrics
@@ -142,7 +143,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.readiness = health.ReadinessProbe(database)
         if settings.is_production:
             _freeze_start_up_objects()
-        yield
+        async with mcp_server.serve_mcp(app):
+            yield
     finally:
         await verifier.aclose()
         await database.dispose()
@@ -227,6 +229,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "If-None-Match",
             "Idempotency-Key",
             "X-Request-ID",
+            # Sent by MCP clients (Streamable HTTP) running in a browser.
+            "Mcp-Protocol-Version",
+            "Mcp-Method",
+            "Mcp-Name",
         ],
         expose_headers=EXPOSED_HEADERS,
         # Safe: the API authenticates by header only (cookies never count), and the
@@ -251,7 +257,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         routers.append(metrics.router)
     routers += [tasks.router, lists.router, tags.router, reminders.router]
     routers += [changes.router, profile.router]
-    return [route for router in routers for route in router.routes]
+    return [route for router in routers for route in router.routes] + mcp_server.routes()
 
 
 def _header(description: str) -> dict[str, Any]:
