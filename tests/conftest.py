@@ -23,6 +23,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from tests.live_server import serve
 from todo_api.config import Settings
 from todo_api.db import embedded
 from todo_api.db.urls import plan_connection
@@ -106,6 +107,14 @@ async def app(owner_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(make_settings(owner_url))
     async with LifespanManager(application):
         yield application
+
+
+@pytest.fixture(scope="session")
+def mcp_base(owner_url: str) -> Iterator[str]:
+    """A running server (uvicorn in a thread) on the suite's database, for clients that
+    need real HTTP, such as the MCP client (its endpoint is `{mcp_base}/mcp`)."""
+    with serve(create_app(make_settings(owner_url))) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="session")

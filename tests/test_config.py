@@ -76,3 +76,9 @@ def test_better_auth_url_loses_its_trailing_slash() -> None:
     assert _settings(better_auth_url="https://app.example.com/").better_auth_url == (
         "https://app.example.com"
     )
+
+
+@pytest.mark.parametrize("url", ["api.example.com", "https://api.example.com/x?y=1", "ftp://a"])
+def test_public_url_must_be_an_http_url(url: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, public_url=url)  # type: ignore[call-arg]

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of every documented operation, over the live OpenAPI schema.
+"""Property-based fuzzing of every documented operation, over the live OpenAPI schema,
+and of every MCP tool's arguments.
 
 A real uvicorn server runs the application; Schemathesis reads `/openapi.json` from it
 and generates requests, valid ("positive") and invalid ("negative"), for each
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import schemathesis
@@ -43,8 +45,10 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import TEST_SECRET, make_settings, make_token
 from tests.live_server import serve
+from tests.mcp_client import connect, first_leaf
 from todo_api.config import Settings
 from todo_api.main import create_app
+from todo_api.mcp.tools import TOOLS
 
 EXAMPLES_PER_MODE = 50
 #: Seconds per operation and mode; generous, so it only ever bites on a hung or starved
@@ -223,3 +227,99 @@ def test_every_documented_operation_is_fuzzed() -> None:
     assert ("PATCH", "/api/{user_id}/tasks/{task_id}/complete") in fuzzed
     negative = {(method, path) for method, path, mode in OPERATIONS if mode.is_negative}
     assert ("POST", "/api/{user_id}/tasks") in negative
+
+
+def test_the_fuzzed_schema_states_the_range_of_dates(arena: Arena) -> None:
+    # Schemathesis generates from these patterns: valid cases stay in 1900-2999 and
+    # invalid ones (which must be refused) leave it.
+    schema = httpx.get(f"{arena.base_url}/openapi.json").json()
+    fields = schema["components"]["schemas"]["TaskCreate"]["properties"]
+    remind = next(s for s in fields["remind_at"]["anyOf"] if s.get("type") == "string")
+    due = next(s for s in fields["due_date"]["anyOf"] if "anyOf" in s)["anyOf"]
+    for stated in (remind, *due):
+        assert stated["pattern"] == "^(19|2[0-9])[0-9]{2}-", stated
+
+
+# --- MCP tools -----------------------------------------------------------------------------
+#
+# Generated arguments for every tool of `/mcp`, through the official MCP client: mostly
+# wrong (unknown names, wrong types, huge numbers, NUL bytes, nesting), some right, with
+# the victim's task ids among the ids. Every call must come back as a tool result (never
+# a protocol error), a failure as a client error (`status` < 500) with its `code`, and
+# nothing of the victim's may appear in any answer.
+
+TOOL_EXAMPLES = 40
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.sampled_from(["\x00", "high", "completed", "-due_date", "2026-02-30", "T" * 300])
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _tool_arguments(tool: str, ids: list[int]) -> st.SearchStrategy[dict[str, Any]]:
+    """Arguments for `tool`: its own parameter names (and others), any JSON values, ids
+    among them; sometimes just a valid-looking id and title."""
+    names = list(TOOLS[tool].arguments.model_json_schema().get("properties", {}))
+    keys = st.sampled_from(names) | st.text(max_size=12) if names else st.text(max_size=12)
+    values = _JSON | st.sampled_from(ids)
+    plausible = st.fixed_dictionaries(
+        {}, optional={"task_id": st.sampled_from(ids), "title": st.text(min_size=1, max_size=60)}
+    )
+    return st.dictionaries(keys, values, max_size=6) | plausible
+
+
+async def _call_tool(base_url: str, token: str, tool: str, arguments: dict[str, Any]) -> Any:
+    async with connect(base_url, token) as client:
+        return await client.call_tool(tool, arguments)
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_fuzz_tool(arena: Arena, tool: str) -> None:
+    label = f"MCP {tool}"
+    arena.sent.setdefault(label, 0)
+    victim_ids = sorted(arena.victim_tasks)
+    deadline = time.monotonic() + OPERATION_BUDGET
+
+    @settings(
+        max_examples=TOOL_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(arguments=_tool_arguments(tool, [*victim_ids, 1, 2**63 - 1]))
+    def run(arguments: dict[str, Any]) -> None:
+        if time.monotonic() > deadline and arena.sent[label] > 0:
+            return  # budget spent: the warning below reports how far the run got
+        try:
+            result = anyio.run(_call_tool, arena.base_url, arena.attacker.token, tool, arguments)
+        except BaseException as error:
+            raise AssertionError(f"{tool}({arguments!r}): {first_leaf(error)!r}") from error
+        arena.sent[label] += 1
+        content = result.structured_content
+        assert isinstance(content, dict), f"{tool}({arguments!r}): {result}"
+        if result.is_error:
+            assert content["status"] < 500, f"{tool}({arguments!r}): {content}"
+            assert content["code"] and content["detail"], content
+        answer = result.model_dump_json()
+        assert arena.victim.id not in answer
+        for task in arena.victim_tasks.values():
+            assert task["title"] not in answer
+
+    run()
+    if time.monotonic() > deadline:
+        warnings.warn(
+            f"fuzz time budget spent; {label} sent {arena.sent[label]} calls", stacklevel=1
+        )
+    assert arena.sent[label] > 0

@@ -1,4 +1,5 @@
-"""Route walk: every route that names an object by id, attacked by another user.
+"""Route walk: every route (and every MCP tool) that names an object by id, attacked by
+another user.
 
 Routes are discovered from the application itself, so a route added tomorrow is walked
 tomorrow. For each one, user A creates real objects, user B calls the route with A's
@@ -24,12 +25,15 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
+from mcp_types import CallToolResult
 from pydantic import TypeAdapter
 
 from tests.conftest import TEST_SECRET, User
 from tests.dates import at, day
+from tests.mcp_client import Agent
 from todo_api.config import Settings
 from todo_api.main import create_app
+from todo_api.mcp.tools import TOOLS
 
 MISSING_ID = 2**63 - 1
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -444,6 +448,83 @@ async def test_ids_nested_in_bodies_are_refused(alice: User, bob: User) -> None:
             assert 200 <= response.status_code < 300, f"{route} {body}: {response.text}"
         covered += 1
     assert covered >= 1  # the batch route (every spelling)
+
+
+# --- MCP tools -----------------------------------------------------------------------------
+#
+# The same walk over the tools of `/mcp` (the server's own tool table, so a tool added
+# tomorrow is walked tomorrow): every argument that names an object (`task_id`, `list_id`,
+# `parent_id`, ...) gets A's real object from B's agent, and must answer exactly as an id
+# that exists nowhere, leave A's object unchanged, and work for A.
+
+#: Arguments for tools where those derived from the schema are not valid. `list_tasks`
+#: has several spellings of each parameter, which may not disagree.
+TOOL_ARGUMENT_OVERRIDES: dict[str, dict[str, Any]] = {"list_tasks": {"limit": 5}}
+
+
+def tool_arguments(name: str) -> dict[str, Any]:
+    """Valid arguments for the tool, without the optional references (`*_id`) and the
+    version precondition (which the owner's replay would fail once B's call changed
+    nothing but A's own call did)."""
+    if name in TOOL_ARGUMENT_OVERRIDES:
+        return dict(TOOL_ARGUMENT_OVERRIDES[name])
+    schema = TOOLS[name].arguments.model_json_schema()
+    try:
+        arguments: dict[str, Any] = example(schema, schema.get("$defs", {}))
+    except NoExample as error:
+        pytest.fail(f"tool {name}: cannot derive arguments ({error}); add TOOL_ARGUMENT_OVERRIDES")
+    arguments.pop("if_version", None)
+    return arguments
+
+
+def tool_references(name: str) -> list[str]:
+    """The tool's arguments that name objects."""
+    properties = TOOLS[name].arguments.model_json_schema().get("properties", {})
+    return [arg for arg in properties if arg.endswith("_id")]
+
+
+def tool_outcome(result: CallToolResult) -> Any:
+    """What B can observe of a call: the error code, or the result."""
+    content = result.structured_content or {}
+    return ("error", content.get("code")) if result.is_error else ("ok", content)
+
+
+def test_the_tool_walk_sees_the_tools_it_must_cover() -> None:
+    by_task = {name for name in TOOLS if "task_id" in tool_references(name)}
+    assert by_task == {"get_task", "update_task", "complete_task", "delete_task"}
+    assert {"list_id", "parent_id"} <= set(tool_references("add_task"))
+
+
+@pytest.mark.parametrize("tool", sorted(name for name in TOOLS if tool_references(name)))
+async def test_tools_given_other_users_ids_answer_as_for_missing_ones(
+    tool: str, mcp_base: str, alice: User, bob: User
+) -> None:
+    a_agent, b_agent = Agent(mcp_base, alice), Agent(mcp_base, bob)
+    base = tool_arguments(tool)
+    required = set(TOOLS[tool].arguments.model_json_schema().get("required", ()))
+    for param in tool_references(tool):
+        kind = kind_of(Route("TOOL", tool, None, False), param)
+        victim = await kind.create(alice)
+        before = await kind.read(alice, victim)
+        # The other required references name B's own objects.
+        own = {
+            other: await kind_of(Route("TOOL", tool, None, False), other).create(bob)
+            for other in tool_references(tool)
+            if other in required and other != param
+        }
+        attack = await b_agent.call(tool, {**base, **own, param: victim})
+        absent = await b_agent.call(tool, {**base, **own, param: MISSING_ID})
+        assert tool_outcome(attack) == tool_outcome(absent), f"{tool}({param}): {attack}"
+        if attack.is_error:
+            assert str((attack.structured_content or {}).get("code")).endswith("not_found")
+        assert await kind.read(alice, victim) == before, f"{tool}({param}) changed A's object"
+        # The owner's identical call works: B's was well-formed and reached the service.
+        mine = {
+            other: await kind_of(Route("TOOL", tool, None, False), other).create(alice)
+            for other in own
+        }
+        owner = await a_agent.call(tool, {**base, **mine, param: victim})
+        assert not owner.is_error, f"{tool}({param}) for its owner: {owner.structured_content}"
 
 
 # --- feed cursors ------------------------------------------------------------------------

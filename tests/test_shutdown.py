@@ -44,7 +44,9 @@ class ServerProcess:
         )
 
     def wait_ready(self) -> ServerProcess:
-        deadline = time.monotonic() + 30
+        # Not a timed assertion: the deadline only turns a server that never starts into
+        # an error. Generous, as start-up imports take seconds on a busy machine.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     #: A request line plus headers larger than this is answered 431.
     max_header_bytes: int = Field(default=65_536, ge=8192, le=1_048_576)
+    #: The service's external base URL, for the absolute URLs of the MCP endpoint's
+    #: protected-resource metadata (RFC 9728); unset, they follow the request.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
     docs_enabled: bool | None = None
     #: `Host` values served (`api.example.com`, `*.example.com`, `*`); required in
     #: production, every host in development.
@@ -150,7 +153,7 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
         return value
 
-    @field_validator("better_auth_url")
+    @field_validator("better_auth_url", "public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

@@ -43,6 +43,7 @@ from todo_api.http.problems import (
 from todo_api.http.ratelimit import RateLimiter, RateLimitMiddleware
 from todo_api.http.request_limits import RequestLimitsMiddleware
 from todo_api.http.timeouts import RequestTimeoutMiddleware
+from todo_api.mcp import server as mcp_server
 from todo_api.observability import metrics
 from todo_api.observability.logs import skip_process_details
 from todo_api.observability.metrics import Metrics
@@ -152,7 +153,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.events.start()
         if settings.is_production:
             _freeze_start_up_objects()
-        yield
+        async with mcp_server.serve_mcp(app):
+            yield
     finally:
         if hasattr(app.state, "events"):
             await app.state.events.stop()
@@ -243,6 +245,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Idempotency-Key",
             "X-Request-ID",
             "Last-Event-ID",
+            # Sent by MCP clients (Streamable HTTP) running in a browser.
+            "Mcp-Protocol-Version",
+            "Mcp-Method",
+            "Mcp-Name",
         ],
         expose_headers=EXPOSED_HEADERS,
         # Safe: the API authenticates by header only (cookies never count), and the
@@ -267,7 +273,7 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         routers.append(metrics.router)
     routers += [tasks.router, lists.router, tags.router, reminders.router]
     routers += [changes.router, events.router, profile.router]
-    return [route for router in routers for route in router.routes]
+    return [route for router in routers for route in router.routes] + mcp_server.routes()
 
 
 def _header(description: str) -> dict[str, Any]:
@@ -344,6 +350,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 operation["responses"].setdefault("429", _rate_limited())
                 if "requestBody" in operation:
                     operation["responses"].setdefault("413", {"description": STATUS_TITLES[413]})
+                    operation["responses"].setdefault("415", {"description": STATUS_TITLES[415]})
             for code, response in operation.get("responses", {}).items():
                 if code[:1] in {"4", "5"}:
                     response["content"] = problem_content

@@ -35,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from todo_api.date_range import EARLIEST, EARLIEST_DATE, END, LATEST_DATE
+
 # Stable constraint names, so migrations can refer to them and autogenerate never drifts.
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -49,6 +51,13 @@ SQLModel.metadata.naming_convention = {
 #: every key generated before it, so appending never needs to read the list.
 POSITION_SEQUENCE = Sequence("tasks_position_seq", metadata=SQLModel.metadata)
 POSITION_DEFAULT = text("('s' || lpad(nextval('tasks_position_seq')::text, 19, '0'))")
+
+
+# SQL literals of the accepted range, for the CHECK constraints on client-set dates.
+_FIRST_DAY = f"'{EARLIEST_DATE.isoformat()}'::date"
+_LAST_DAY = f"'{LATEST_DATE.isoformat()}'::date"
+_FIRST = f"'{EARLIEST.isoformat()}'::timestamptz"
+_END = f"'{END.isoformat()}'::timestamptz"
 
 
 def _now_column(name: str) -> Column[datetime]:
@@ -174,6 +183,13 @@ class Task(SQLModel, table=True):
         CheckConstraint("recurrence IS NULL OR due_sort_at IS NOT NULL", name="recurrence_due"),
         CheckConstraint("repeat_from IN ('due', 'completion')", name="repeat_from_value"),
         CheckConstraint("parent_id <> id", name="parent_not_self"),
+        # The accepted range (`todo_api.date_range`), also for wall times the database
+        # resolves in the profile's zone; it also keeps out 'infinity'.
+        CheckConstraint(f"due_date BETWEEN {_FIRST_DAY} AND {_LAST_DAY}", name="due_date_range"),
+        CheckConstraint(f"due_at >= {_FIRST} AND due_at < {_END}", name="due_at_range"),
+        CheckConstraint(f"remind_at >= {_FIRST} AND remind_at < {_END}", name="remind_at_range"),
+        # Derived from the due date (within a day of it); never 'infinity'.
+        CheckConstraint("isfinite(due_sort_at)", name="due_sort_at_finite"),
         ForeignKeyConstraint(["user_id", "list_id"], ["lists.user_id", "lists.id"]),
         ForeignKeyConstraint(
             ["user_id", "parent_id"], ["tasks.user_id", "tasks.id"], ondelete="CASCADE"

@@ -25,7 +25,13 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["title"] == STATUS_TITLES[status]
     assert body["code"] == code, body
     assert body["request_id"] == response.headers["x-request-id"]
-    if status == 422 and code in {"validation_failed", "json_invalid"}:
+    if status == 422 and code in {
+        "validation_failed",
+        "json_invalid",
+        "date_out_of_range",
+        "recurrence_invalid",
+        "timezone_unsupported",
+    }:
         assert body["errors"]
     for item in body.get("errors") or []:
         assert set(item) == {"loc", "msg", "type"}

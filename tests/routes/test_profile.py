@@ -111,10 +111,16 @@ async def test_patch_sets_a_valid_iana_timezone(alice: User, zone: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "zone", ["Mars/Olympus_Mons", "europe/paris", "", "../../etc/passwd", "Europe/" + "x" * 80, 5]
+    "zone", ["Mars/Olympus_Mons", "europe/paris", "", "../../etc/passwd", "Europe/" + "x" * 80]
 )
-async def test_invalid_timezone_is_422(alice: User, zone: object) -> None:
+async def test_invalid_timezone_is_422(alice: User, zone: str) -> None:
     response = await alice.patch("/api/me", json={"timezone": zone})
+    body = assert_problem(response, 422, "timezone_unsupported")
+    assert body["errors"][0]["loc"] == ["body", "timezone"]
+
+
+async def test_a_timezone_that_is_not_a_string_is_422(alice: User) -> None:
+    response = await alice.patch("/api/me", json={"timezone": 5})
     body = assert_problem(response, 422, "validation_failed")
     assert body["errors"][0]["loc"] == ["body", "timezone"]
 

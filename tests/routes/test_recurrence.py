@@ -37,10 +37,18 @@ from tests.routes.support import assert_problem, create, create_list, frozen_now
         "FREQ=DAILY;X-CUSTOM=1",
         "FREQ=DAILY\nRRULE:FREQ=WEEKLY",
         "",
-        "FREQ=DAILY;" + "BYMONTHDAY=1;" * 100,
     ],
 )
 async def test_nonsense_rules_are_a_clear_422(alice: User, rule: str) -> None:
+    response = await alice.post(
+        "/api/me/tasks", json={"title": "t", "due_date": day(1), "recurrence": rule}
+    )
+    problem = assert_problem(response, 422, "recurrence_invalid")
+    assert problem["errors"][0]["loc"][:2] == ["body", "recurrence"]
+
+
+async def test_an_overlong_rule_is_a_422(alice: User) -> None:
+    rule = "FREQ=DAILY;" + "BYMONTHDAY=1;" * 100
     response = await alice.post(
         "/api/me/tasks", json={"title": "t", "due_date": day(1), "recurrence": rule}
     )
@@ -258,3 +266,9 @@ async def test_the_reminder_moves_with_the_occurrence_at_the_same_local_offset(
     assert following["due_date"] == "2026-10-25"
     assert following["remind_at"] == "2026-10-25T07:30:00Z"  # 08:30 in Berlin (CET)
     assert following["reminder_dismissed_at"] is None
+
+
+async def test_a_yearly_ordinal_without_bymonth_counts_in_the_year(alice: User) -> None:
+    # Under BYMONTH it counts within the month, so there it stops at 5 (tests/hostile).
+    task = await create(alice, due_date=day(1), recurrence="FREQ=YEARLY;BYDAY=20MO")
+    assert task["recurrence"] == "FREQ=YEARLY;BYDAY=20MO"

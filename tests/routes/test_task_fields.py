@@ -113,12 +113,11 @@ async def test_due_date_can_switch_between_day_and_instant_and_be_cleared(alice:
 
 
 async def test_extreme_due_dates_are_accepted_or_refused_cleanly(alice: User) -> None:
-    for due in ("0001-01-01", "9999-12-31", "9999-12-31T23:59:59Z"):
+    for due in ("1900-01-01", "2999-12-31", "2999-12-31T23:59:59Z"):
         assert (await create(alice, due_date=due))["due_date"] == due
-    response = await alice.post(
-        "/api/me/tasks", json={"title": "t", "due_date": "0001-01-01T00:00:00+05:00"}
-    )
-    assert_problem(response, 422, "validation_failed")
+    for due in ("0001-01-01", "9999-12-31", "0001-01-01T00:00:00+05:00"):
+        response = await alice.post("/api/me/tasks", json={"title": "t", "due_date": due})
+        assert_problem(response, 422, "date_out_of_range")
 
 
 # --- reminders ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def test_next_occurrence_of_a_series_at_the_edge_of_the_calendar_ends_it() -> No
     assert (
         next_occurrence(
             "FREQ=YEARLY",
-            due_date=date(9999, 6, 1),
+            due_date=date(2999, 6, 1),
             due_at=None,
             zone_name="UTC",
             repeat_from="due",
@@ -52,3 +52,19 @@ def test_until_given_as_a_utc_instant_is_compared_in_the_profile_zone() -> None:
         remind_at=None,
     )
     assert following is None
+
+
+def test_a_stored_rule_with_an_until_past_the_range_still_runs() -> None:
+    # New rules must end by 2999; one stored before that rule existed keeps its series.
+    with pytest.raises(RuleError, match="UNTIL"):
+        normalize_rule("FREQ=DAILY;UNTIL=99991231")
+    following = next_occurrence(
+        "FREQ=DAILY;UNTIL=99991231",
+        due_date=date(2027, 3, 1),
+        due_at=None,
+        zone_name="Europe/Paris",
+        repeat_from="due",
+        completed_at=datetime(2027, 3, 1, tzinfo=UTC),
+        remind_at=None,
+    )
+    assert following is not None and following.due_date == date(2027, 3, 2)

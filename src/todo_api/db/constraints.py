@@ -53,6 +53,14 @@ _ON_WRITE: dict[str, tuple[type[AppError], str, str]] = {
         "Another change created the same tag at the same time; retry.",
     ),
 }
+#: The range of dates (`todo_api.date_range`), by constraint: the field it guards. Most
+#: values are refused by validation; a local date-time is resolved in the profile's zone
+#: by the database, so only there can its last hours at either end be told apart.
+_RANGE_FIELDS = {
+    "ck_tasks_due_date_range": "due_date",
+    "ck_tasks_due_at_range": "due_date",
+    "ck_tasks_remind_at_range": "remind_at",
+}
 #: Violations reported when the referenced row is deleted while rows still point at it.
 _ON_DELETE: dict[str, tuple[type[AppError], str, str]] = {
     "fk_tasks_user_id_list_id_lists": (
@@ -87,6 +95,21 @@ def database_problem(error: BaseException) -> AppError | None:
     constraint = getattr(cause, "constraint_name", None)
     if not isinstance(constraint, str):
         return None
+    if constraint in _RANGE_FIELDS:
+        field = _RANGE_FIELDS[constraint]
+        return Unprocessable(
+            f"`{field}` must be in the years 1900 to 2999 once the time zone is applied.",
+            code="date_out_of_range",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["body", field],
+                        "msg": "must be in the years 1900 to 2999 (UTC)",
+                        "type": "date_out_of_range",
+                    }
+                ]
+            },
+        )
     table = _ON_DELETE if message.startswith("update or delete") else _ON_WRITE
     known = table.get(constraint)
     if known is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zoneinfo
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -105,6 +106,11 @@ async def _init(connection: asyncpg.Connection) -> None:
     )
 
 
+#: Zone names that are no place: the host's own zone (which differs between the API's
+#: host and the database's) and tzdata's placeholders.
+HOST_DEPENDENT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 class Database:
     """The pool, and how each request's transaction takes on a user's identity."""
 
@@ -119,6 +125,9 @@ class Database:
         #: (the URL's own role owns the tables or bypasses row-level security).
         self.switch_role = False
         self.isolation_enforced = False
+        #: The time zone names both Python (`zoneinfo`) and this PostgreSQL server know:
+        #: the only ones a profile may name. Read with the inspection.
+        self.time_zones: frozenset[str] = frozenset()
         self.inspected = False
         self._inspect_lock = asyncio.Lock()
         self.breaker = CircuitBreaker(self.ping)
@@ -194,7 +203,8 @@ class Database:
                 raise DatabaseUnavailable() from error
 
     async def inspect_isolation(self) -> None:
-        """Decide whether transactions must switch role, then check RLS really applies."""
+        """Decide whether transactions must switch role, then check RLS really applies;
+        learn the server's time zones."""
         assert self.pool is not None, "Database.open() first"
         async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
             owner_or_bypass = await connection.fetchval(
@@ -215,6 +225,12 @@ class Database:
                     " FROM pg_roles r WHERE r.rolname = current_user"
                 )
             self.isolation_enforced = bool(enforced)
+            server_zones = await connection.fetch("SELECT name FROM pg_timezone_names")
+        # Python's list holds names some PostgreSQL builds refuse (`localtime`), and
+        # each side's `localtime` is its own host's zone. Listing them reads the disk.
+        python_zones = await asyncio.to_thread(zoneinfo.available_timezones)
+        known = {row["name"] for row in server_zones} & python_zones
+        self.time_zones = frozenset(known - HOST_DEPENDENT_ZONES)
         self.inspected = True
 
     def unavailable(self, error: BaseException) -> DatabaseUnavailable | None:

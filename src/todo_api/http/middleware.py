@@ -22,6 +22,7 @@ from todo_api.events import tickets
 from todo_api.http.problems import send_problem
 from todo_api.http.ratelimit import limiter_of, send_rate_limited
 from todo_api.http.response_state import RESPONSE, ResponseState, response_state
+from todo_api.mcp.metadata import is_mcp_path, metadata_url
 from todo_api.observability.logs import AccessLog
 from todo_api.observability.redaction import hide_statement_parameters
 
@@ -264,7 +265,8 @@ class BodyLimitMiddleware:
 
 
 class AuthenticationMiddleware:
-    """Verifies the bearer token of every `/api` request before anything reads the body.
+    """Verifies the bearer token of every `/api` and `/mcp` request before anything reads
+    the body.
 
     A refused token is also counted against the client address's budget, so a flood of
     bad tokens turns into cheap 429s; a verified caller is counted by the rate-limit
@@ -277,7 +279,8 @@ class AuthenticationMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/")):
+        mcp = is_mcp_path(path)
+        if scope["type"] != "http" or not (path == "/api" or path.startswith("/api/") or mcp):
             await self.app(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":
@@ -299,6 +302,9 @@ class AuthenticationMiddleware:
             )
             if error.code == "token_missing":
                 challenge = 'Bearer realm="todo-api"'
+            if mcp:
+                # RFC 9728 §5.1: where an MCP client finds the authorization server.
+                challenge += f', resource_metadata="{metadata_url(scope)}"'
             limiter = limiter_of(scope)
             decision = await limiter.hit_address(scope) if limiter is not None else None
             if decision is not None and not decision.allowed:

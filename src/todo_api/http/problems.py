@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope, Send
 
+from todo_api.date_range import RANGE_ERROR
 from todo_api.db.constraints import database_problem
 from todo_api.errors import AppError
 
@@ -175,11 +176,24 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     )
 
 
+#: Validation error types that name the problem themselves: when every error of a 422 is
+#: one of these, its `code` is that type instead of `validation_failed`.
+SPECIFIC_VALIDATION_CODES = {
+    RANGE_ERROR: "A date or instant is outside the years 1900 to 2999; see `errors`.",
+    "recurrence_invalid": "The recurrence rule is not one this service can expand; see `errors`.",
+    "timezone_unsupported": "The time zone is not one both this service and its database "
+    "know; use an IANA name such as 'Europe/Paris'.",
+}
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     items = validation_items(exc.errors())
-    if any(item["type"] == "json_invalid" for item in items):
+    kinds = {item["type"] for item in items}
+    if "json_invalid" in kinds:
         code, detail = "json_invalid", "The request body is not valid JSON."
+    elif len(kinds) == 1 and (specific := kinds.pop()) in SPECIFIC_VALIDATION_CODES:
+        code, detail = specific, SPECIFIC_VALIDATION_CODES[specific]
     else:
         code, detail = "validation_failed", "The request is not valid; see `errors`."
     return problem_response(422, code, detail, request_id_of(request), extra={"errors": items})

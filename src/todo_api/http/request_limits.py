@@ -1,5 +1,16 @@
 """Limits on the shape of a request, checked before routing: query-string size and
-parameter count, and the nesting depth of JSON bodies.
+parameter count, the encoding of JSON bodies, and their nesting depth.
+
+JSON bodies must be UTF-8 (RFC 8259, section 8.1: JSON exchanged between systems that are
+not part of a closed ecosystem MUST be UTF-8). The parser behind FastAPI would also
+decode UTF-16 and UTF-32, and a check that reads bytes as UTF-8 (the depth limit here)
+would then count something else than what gets parsed; so such bodies are refused (415
+`json_not_utf8`) before anything reads them. UTF-8 JSON never contains a zero byte (a
+U+0000 must be written `\u0000`), while UTF-16 and UTF-32 JSON always does (every JSON
+text holds an ASCII character, and its code unit has a zero byte), with or without a
+byte-order mark: a zero byte tells them apart. (Bytes without one that the parser would
+read as UTF-16 can hold no ASCII character, so they never parse as JSON.) A UTF-8
+byte-order mark is allowed (RFC 8259 lets parsers ignore it).
 
 Body *size* is `BodyLimitMiddleware`'s job (it runs earlier and also bounds what this
 layer buffers); page sizes and string lengths are declared on the schemas.
@@ -23,6 +34,12 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKETS = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def json_not_utf8(body: bytes) -> bool:
+    """Whether a JSON body is in another encoding than UTF-8 (UTF-16 or UTF-32, with or
+    without a byte-order mark)."""
+    return b"\x00" in body
 
 
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -64,7 +81,8 @@ async def _send_problem(scope: Scope, send: Send, status: int, code: str, detail
 
 
 class RequestLimitsMiddleware:
-    """Refuses oversized query strings (414/422) and over-deep JSON bodies (422).
+    """Refuses oversized query strings (414/422), JSON bodies that are not UTF-8 (415)
+    and over-deep ones (422).
 
     It is the innermost layer, so authentication (401), rate limits (429) and the
     path-owner check (403) are decided first. A JSON body is read here in full (it is
@@ -121,6 +139,15 @@ class RequestLimitsMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if json_not_utf8(body):
+            await _send_problem(
+                scope,
+                send,
+                415,
+                "json_not_utf8",
+                "A JSON body must be encoded in UTF-8 (RFC 8259).",
+            )
+            return
         if json_depth_exceeds(body, self.max_json_depth):
             await _send_problem(
                 scope,

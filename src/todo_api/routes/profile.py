@@ -28,8 +28,10 @@ async def get_profile(ctx: ContextDep) -> ProfilePublic:
     responses=error_responses(401, 403, 422),
 )
 async def update_profile(ctx: ContextDep, data: ProfileUpdate) -> ProfilePublic:
-    """Set `display_name` and/or `timezone` (an IANA name; null resets it to UTC)."""
-    return await service.update_profile(ctx.session, ctx.principal, data)
+    """Set `display_name` and/or `timezone` (an IANA name that the database server knows
+    too; null resets it to UTC)."""
+    zones = ctx.shared.database.time_zones
+    return await service.update_profile(ctx.session, ctx.principal, data, zones)
 
 
 @router.delete(

@@ -30,7 +30,10 @@ async def due_reminders(
     ctx: ContextDep,
     until: Annotated[
         Instant | None,
-        Query(description="RFC 3339 with offset; default: now. Reminders at or before it."),
+        Query(
+            description="RFC 3339 with offset, in the years 1900 to 2999; default: now. "
+            "Reminders at or before it."
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="At most this many (max 200).")] = 50,
 ) -> list[TaskPublic]:

@@ -84,22 +84,7 @@ async def list_tasks(
     manual order: meaningful among siblings (combine `list_id` and `parent_id`), and
     within a list it keeps every sibling group in order.
     """
-    asked = params.canonical()
-    filters = task_list.TaskFilters(
-        q=asked.q,
-        priorities=tuple(params.priority or ()),
-        tags=tuple(params.tag or ()),
-        tag_mode=params.tag_mode,
-        list_id=params.list_id,
-        parent_id=params.parent_id,
-        due_before=params.due_before,
-        due_after=params.due_after,
-        overdue=params.overdue,
-        has_due=params.has_due,
-    )
-    query = task_list.ListQuery(
-        asked.status, asked.sort, asked.order, asked.limit, asked.cursor, filters, asked.offset
-    )
+    query = task_list.ListQuery.from_params(params)
     page = await task_list.list_tasks(ctx.session, ctx.user_id, query, ctx.codec)
     return page_response(request, page)
 

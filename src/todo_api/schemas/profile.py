@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from todo_api.schemas.common import Line, UtcDateTime
 
@@ -17,8 +18,12 @@ def _zones() -> frozenset[str]:
 
 
 def _iana_zone(value: str) -> str:
+    # The database server's list is checked too, by the service (it is read at start-up).
     if value not in _zones():
-        raise ValueError("must be an IANA time zone name such as 'Europe/Paris' or 'UTC'")
+        raise PydanticCustomError(
+            "timezone_unsupported",
+            "must be an IANA time zone name such as 'Europe/Paris' or 'UTC'",
+        )
     return value
 
 

@@ -16,7 +16,15 @@ from pydantic import (
     StrictInt,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
+from todo_api.date_range import (
+    RANGE_ERROR,
+    RANGE_TEXT,
+    date_in_range,
+    instant_in_range,
+    wall_time_in_range,
+)
 from todo_api.schemas.common import MAX_ID, Line, Spelled, _utc_z
 from todo_api.services.recurrence import MAX_RULE_LENGTH, RuleError, normalize_rule
 
@@ -66,13 +74,32 @@ _DUE_MESSAGE = (
 )
 
 
+def _out_of_range() -> PydanticCustomError:
+    return PydanticCustomError(RANGE_ERROR, f"must be {RANGE_TEXT}")
+
+
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a UTC offset (e.g. Z or +01:00)")
     try:
-        return value.astimezone(UTC)
+        instant = value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("is outside the supported range of dates") from None
+        raise _out_of_range() from None
+    if not instant_in_range(instant):
+        raise _out_of_range()
+    return instant
+
+
+def _in_range_day(value: date) -> date:
+    if not date_in_range(value):
+        raise _out_of_range()
+    return value
+
+
+def _in_range_wall_time(value: datetime) -> datetime:
+    if not wall_time_in_range(value):
+        raise _out_of_range()
+    return value
 
 
 def _parse_instant(text: str) -> datetime:
@@ -106,9 +133,10 @@ def _parse_local(text: str) -> datetime | None:
     day, clock, seconds, fraction = match.groups()
     seconds = (seconds or ":00")[:3]
     try:
-        return datetime.fromisoformat(f"{day}T{clock}{seconds}{(fraction or '')[:7]}")
+        wall = datetime.fromisoformat(f"{day}T{clock}{seconds}{(fraction or '')[:7]}")
     except ValueError:
         raise ValueError("is not a valid date-time") from None
+    return _in_range_wall_time(wall)
 
 
 def parse_instant_or_local(value: object) -> datetime:
@@ -125,20 +153,29 @@ def parse_due(value: object) -> date | datetime:
     if isinstance(value, datetime):
         return _aware_utc(value)
     if isinstance(value, date):
-        return value
+        return _in_range_day(value)
     if not isinstance(value, str):
         raise ValueError(_DUE_MESSAGE)
     if _DATE.fullmatch(value):
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             raise ValueError("is not a valid date") from None
+        return _in_range_day(day)
     if _DATE_TIME.fullmatch(value):
         return _parse_instant(value)
     local = _parse_local(value)
     if local is not None:
         return local
     raise ValueError(_DUE_MESSAGE)
+
+
+#: What the schema states about the range (the pattern is the year; the offset or zone is
+#: checked by the server).
+_RANGE_NOTE = (
+    f"Must be {RANGE_TEXT} once any offset or time zone is applied; otherwise 422 `{RANGE_ERROR}`."
+)
+_YEARS_PATTERN = "^(19|2[0-9])[0-9]{2}-"
 
 
 def render_due(value: date | datetime) -> str:
@@ -154,12 +191,12 @@ DueValue = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "format": "date"},
-                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date", "pattern": _YEARS_PATTERN},
+                {"type": "string", "format": "date-time", "pattern": _YEARS_PATTERN},
             ],
             "description": "A day (all-day, `YYYY-MM-DD`), an instant (RFC 3339 with "
             "offset), or a local date-time without one (`2026-12-01T17:00`, read in the "
-            "profile's time zone). Instants are returned in UTC with `Z`.",
+            "profile's time zone). Instants are returned in UTC with `Z`. " + _RANGE_NOTE,
             "examples": ["2026-12-01", "2026-12-01T17:00:00Z", "2026-12-01T17:00"],
         }
     ),
@@ -173,7 +210,8 @@ Instant = Annotated[
         {
             "type": "string",
             "format": "date-time",
-            "description": "RFC 3339 with an offset; returned in UTC with `Z`.",
+            "pattern": _YEARS_PATTERN,
+            "description": "RFC 3339 with an offset; returned in UTC with `Z`. " + _RANGE_NOTE,
             "examples": ["2026-12-01T08:30:00Z"],
         }
     ),
@@ -191,7 +229,8 @@ ReminderTime = Annotated[
             "format": "date-time",
             "description": "RFC 3339 with an offset, or a local date-time without one "
             "(`2026-12-01T08:30`, read in the profile's time zone); returned in UTC "
-            "with `Z`.",
+            "with `Z`. " + _RANGE_NOTE,
+            "pattern": _YEARS_PATTERN,
             "examples": ["2026-12-01T08:30:00Z", "2026-12-01T08:30"],
         }
     ),
@@ -223,7 +262,9 @@ def _rule(value: str) -> str:
     try:
         return normalize_rule(value)
     except RuleError as error:
-        raise ValueError(f"recurrence {error}") from None
+        raise PydanticCustomError(
+            "recurrence_invalid", "recurrence {reason}", {"reason": str(error)}
+        ) from None
 
 
 def _reject_non_strings(value: Any) -> Any:

@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from todo_api.auth.principal import Principal
 from todo_api.db.database import Session
 from todo_api.db.statements import Row
+from todo_api.errors import Unprocessable
 from todo_api.models import idempotency_keys_table as ik
 from todo_api.models import lists_table as lst
 from todo_api.models import profiles_table as p
@@ -42,13 +43,29 @@ async def get_profile(session: Session, principal: Principal) -> ProfilePublic:
 
 
 async def update_profile(
-    session: Session, principal: Principal, data: ProfileUpdate
+    session: Session, principal: Principal, data: ProfileUpdate, time_zones: frozenset[str]
 ) -> ProfilePublic:
     """Upsert the fields the client sent, in one statement (plus one re-sorting the
-    all-day tasks when the time zone is sent)."""
+    all-day tasks when the time zone is sent). `time_zones`: the names the database
+    server knows too; any other is a 422 `timezone_unsupported`."""
     values = data.model_dump(exclude_unset=True)
     if "timezone" in values and values["timezone"] is None:
         values["timezone"] = "UTC"  # null resets the zone to its default
+    if "timezone" in values and values["timezone"] not in time_zones:
+        raise Unprocessable(
+            "The time zone is not one the database server knows; use an IANA name "
+            "such as 'Europe/Paris'.",
+            code="timezone_unsupported",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["body", "timezone"],
+                        "msg": "unknown to the database server",
+                        "type": "timezone_unsupported",
+                    }
+                ]
+            },
+        )
     if "timezone" in values:
         # All-day tasks sort (and fall overdue) from the start of their day in the zone.
         # Before the profile upsert: task rows, then the profile row, is the lock order

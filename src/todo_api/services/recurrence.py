@@ -8,10 +8,13 @@ in the profile's time zone, so "every day at 09:00" stays at 09:00 across DST ch
 COUNT counts the occurrences left, this one included: completing an occurrence of
 `COUNT=3` creates the next one with `COUNT=2`, and completing `COUNT=1` ends the series.
 
-dateutil walks a rule period by period until the year 9999 when a rule can never
-match (`BYMONTH=2;BYMONTHDAY=30` takes seconds), so every rule is first tried on a
-window of `_PROBE_YEARS` years just before that limit: a rule with no occurrence there
-is refused. That bounds every later expansion by the rule's real gap between dates.
+Occurrences stay within the accepted range of dates (`todo_api.date_range`): a series
+whose next date would fall past 2999 ends there. dateutil walks a rule period by period
+until the year 9999 when a rule can never match (`BYMONTH=2;BYMONTHDAY=30` takes
+seconds, and an UNTIL does not stop it), so every rule is first tried on a window of
+`_PROBE_YEARS` years just before that limit: a rule with no occurrence there is
+refused. That bounds every later expansion by the rule's real gap between dates. The
+probe is also where a rule dateutil cannot expand at all (it raises) is refused.
 """
 
 from __future__ import annotations
@@ -23,12 +26,19 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
 
+from todo_api.date_range import END, date_in_range, instant_in_range
+
 MAX_RULE_LENGTH = 500
 MAX_COUNT = 1000
 #: Largest INTERVAL per FREQ: at most about ten years between two occurrences.
 MAX_INTERVAL = {"DAILY": 3660, "WEEKLY": 520, "MONTHLY": 120, "YEARLY": 10}
 _PROBE_YEARS = 16
 _PROBE_START = datetime(9999 - _PROBE_YEARS + 1, 1, 1)
+#: The end of the range as a wall time: no occurrence at or past it is used.
+_WALL_END = END.replace(tzinfo=None)
+#: What dateutil raises for a rule it accepts but cannot expand (e.g. an ordinal weekday
+#: beyond the month's length under BYMONTH).
+_EXPANSION_ERRORS = (IndexError, ValueError, OverflowError, TypeError)
 
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _BYDAY = re.compile(r"([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)")
@@ -64,7 +74,7 @@ def _int_list(name: str, value: str, low: int, high: int, signed: bool) -> None:
             raise RuleError(f"{name} values must be in {bounds}")
 
 
-def _check_byday(value: str, freq: str) -> None:
+def _check_byday(value: str, freq: str, by_month: bool) -> None:
     items = value.split(",")
     if len(items) > 31:
         raise RuleError("BYDAY lists too many values")
@@ -76,7 +86,8 @@ def _check_byday(value: str, freq: str) -> None:
             if freq not in {"MONTHLY", "YEARLY"}:
                 raise RuleError("BYDAY ordinals (like 1MO) need FREQ=MONTHLY or FREQ=YEARLY")
             ordinal = int(match.group(1))
-            limit = 5 if freq == "MONTHLY" else 53
+            # Under BYMONTH, a yearly rule's ordinal counts within the month (RFC 5545).
+            limit = 5 if freq == "MONTHLY" or by_month else 53
             if ordinal == 0 or abs(ordinal) > limit:
                 raise RuleError(f"BYDAY ordinals must be in ±1..{limit}")
 
@@ -133,7 +144,7 @@ def parse_rule(text: str) -> dict[str, str]:
     if "UNTIL" in parts:
         _until(parts["UNTIL"])
     if "BYDAY" in parts:
-        _check_byday(parts["BYDAY"], freq)
+        _check_byday(parts["BYDAY"], freq, "BYMONTH" in parts)
     if "BYMONTHDAY" in parts:
         _int_list("BYMONTHDAY", parts["BYMONTHDAY"], 1, 31, signed=True)
     if "BYMONTH" in parts:
@@ -162,10 +173,32 @@ def _expander(parts: dict[str, str], start: datetime) -> rrule:
     return rule
 
 
+def _first(expander: rrule, moment: datetime, *, inc: bool = False) -> datetime | None:
+    """`expander.after(moment)`, with a rule dateutil fails to expand as a RuleError."""
+    try:
+        found: datetime | None = expander.after(moment, inc=inc)
+    except _EXPANSION_ERRORS:
+        raise RuleError("cannot be expanded into dates") from None
+    return found
+
+
+def _after(expander: rrule, moment: datetime, until: datetime | None) -> datetime | None:
+    """The first occurrence after `moment`, no later than `until` and before the end of
+    the range, or None."""
+    limit = _WALL_END if until is None else min(until, _WALL_END)
+    found = _first(expander.replace(until=limit), moment)
+    if found is None or found >= _WALL_END:
+        return None
+    return found
+
+
 def normalize_rule(text: str) -> str:
     """Validate a client's rule and return its canonical spelling, or raise RuleError."""
     parts = parse_rule(text)
-    if _expander(parts, _PROBE_START).after(_PROBE_START, inc=True) is None:
+    # Checked for new rules only: a stored one with a later UNTIL still runs to 2999.
+    if "UNTIL" in parts and not date_in_range(_until(parts["UNTIL"])[0]):
+        raise RuleError("UNTIL must be in the years 1900 to 2999")
+    if _first(_expander(parts, _PROBE_START), _PROBE_START, inc=True) is None:
         raise RuleError(f"never occurs (or less than once in {_PROBE_YEARS} years)")
     return _render(parts)
 
@@ -200,8 +233,13 @@ def next_occurrence(
     completed_at: datetime,
     remind_at: datetime | None,
 ) -> Occurrence | None:
-    """The occurrence after the one being completed, or None when the series ends."""
-    parts = parse_rule(rule)
+    """The occurrence after the one being completed, or None when the series ends: by
+    its COUNT or UNTIL, at the end of the range of dates, or because the stored rule is
+    one this version no longer accepts (completing the task must still succeed)."""
+    try:
+        parts = parse_rule(rule)
+    except RuleError:
+        return None
     count = int(parts["COUNT"]) if "COUNT" in parts else None
     if (due_date is None and due_at is None) or (count is not None and count <= 1):
         return None
@@ -216,8 +254,8 @@ def next_occurrence(
         if repeat_from == "completion":
             start = datetime.combine(_local(completed_at, zone).date(), anchor.time())
         return _following(parts, anchor, start, zone, due_date is not None, count, remind_at)
-    except OverflowError:
-        return None  # the series would run past the edge of the calendar
+    except (OverflowError, RuleError):
+        return None  # past the edge of the calendar, or a rule that cannot be expanded
 
 
 def _following(
@@ -229,7 +267,7 @@ def _following(
     count: int | None,
     remind_at: datetime | None,
 ) -> Occurrence | None:
-    expander = _expander(parts, start)
+    until = None
     if "UNTIL" in parts:
         day, at, utc = _until(parts["UNTIL"])
         if at is None:
@@ -238,8 +276,7 @@ def _following(
             until = _local(datetime.combine(day, at, tzinfo=UTC), zone)
         else:
             until = datetime.combine(day, at)
-        expander = expander.replace(until=until)
-    following = expander.after(start)
+    following = _after(_expander(parts, start), start, until)
     if following is None:
         return None
     if count is not None:
@@ -247,6 +284,11 @@ def _following(
     next_remind = None
     if remind_at is not None:
         next_remind = _instant(following + (_local(remind_at, zone) - anchor), zone)
+        if not instant_in_range(next_remind):
+            return None
     if all_day:
         return Occurrence(following.date(), None, _render(parts), next_remind)
-    return Occurrence(None, _instant(following, zone), _render(parts), next_remind)
+    due_at = _instant(following, zone)
+    if not instant_in_range(due_at):
+        return None
+    return Occurrence(None, due_at, _render(parts), next_remind)

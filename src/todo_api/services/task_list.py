@@ -39,6 +39,7 @@ from todo_api.db.statements import cached
 from todo_api.models import tags_table as tg
 from todo_api.models import task_tags_table as tt
 from todo_api.models import tasks_table as t
+from todo_api.schemas.task_query import TaskListParams
 from todo_api.schemas.tasks import SortOrder, TagMode, TaskSort, TaskStatus
 from todo_api.schemas.values import Priority, tag_key
 from todo_api.services import clock
@@ -110,6 +111,26 @@ class ListQuery:
     filters: TaskFilters = field(default_factory=TaskFilters)
     #: Tasks to skip before the page (offset paging; never with a cursor).
     offset: int = 0
+
+    @classmethod
+    def from_params(cls, params: TaskListParams) -> ListQuery:
+        """The query the list parameters (in any of their spellings) stand for."""
+        asked = params.canonical()
+        filters = TaskFilters(
+            q=asked.q,
+            priorities=tuple(params.priority or ()),
+            tags=tuple(params.tag or ()),
+            tag_mode=params.tag_mode,
+            list_id=params.list_id,
+            parent_id=params.parent_id,
+            due_before=params.due_before,
+            due_after=params.due_after,
+            overdue=params.overdue,
+            has_due=params.has_due,
+        )
+        return cls(
+            asked.status, asked.sort, asked.order, asked.limit, asked.cursor, filters, asked.offset
+        )
 
 
 @dataclass(frozen=True)
