@@ -7,7 +7,7 @@
 seeds it with `bench/seed.py` (lists, tags, priorities, due dates, reminders). Without
 `--create` the database is used as it is.
 
-Each query is the statement the service code compiles (`services.task_list`,
+Each query is the statement the service code compiles (`services.task_list_sql`,
 `services.reminders`), explained inside a transaction that starts with the app's own
 user-context statement (the role `todo_api_app`, `app.user_id`, custom plans for a
 search), exactly as a request does, for an ordinary user and for the heaviest one. The
@@ -39,13 +39,8 @@ from todo_api.db.statements import Statement, cached
 from todo_api.migrations import run_migrations
 from todo_api.schemas.tasks import SortOrder, TaskSort, TaskStatus
 from todo_api.services.reminders import due_reminders_statement
-from todo_api.services.task_list import (
-    ListQuery,
-    ListShape,
-    TaskFilters,
-    list_parameters,
-    list_statement,
-)
+from todo_api.services.task_list import ListQuery, TaskFilters, list_parameters, shape_of
+from todo_api.services.task_list_sql import list_statement
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _INDEX = re.compile(
@@ -172,7 +167,7 @@ async def run(url: str) -> list[Explained]:
             )
             statements: dict[str, tuple[str, list[Any], bool]] = {}
             for name, query in queries(list_id or 0, tag or "untagged", now).items():
-                compiled = cached(list_statement, ListShape.of(query, None))
+                compiled = cached(list_statement, shape_of(query, None))
                 args = compiled.arguments(list_parameters(user_id, query))
                 statements[name] = (compiled.sql, args, query.filters.q is not None)
             reminders = Statement(due_reminders_statement(user_id, now, 50), render_values=True)

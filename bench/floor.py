@@ -11,7 +11,7 @@ database and for authentication, and nothing else:
 - the same pool (`Database.open`) and the same transaction: BEGIN, the user-context
   statement from `Database.context_arguments`, one statement, COMMIT;
 - the API's own SQL: each statement below is the `Statement` the API's services compile
-  for that request (`services.tasks`, `services.task_list`, `services.task_statements`),
+  for that request (`services.tasks`, `services.task_list_sql`, `services.task_statements`),
   taken at start-up with its parameter order; the floor only fills in the values;
 - the same JSON body and the `ETag`, `Location` and `Link` headers.
 
@@ -54,7 +54,7 @@ from todo_api.db.statements import Statement, cached
 from todo_api.schemas.tasks import TaskSort, TaskStatus
 from todo_api.schemas.values import tag_key
 from todo_api.services import task_statements as writes
-from todo_api.services.task_list import ListShape, escape_like, list_statement
+from todo_api.services.task_list_sql import ListShape, escape_like, list_statement
 from todo_api.services.tasks import _GET_TASK
 from todo_api.services.versions import Precondition
 

@@ -12,7 +12,7 @@ minutes); without it they are used as they are.
 Each run is one request's transaction, as the app issues it: `BEGIN`, the app's
 user-context statement (application role, `app.user_id`, statement timeout; for a
 search, also `plan_cache_mode = force_custom_plan`, as the app sets it), the list
-statement the service compiles for that page (`task_list.list_statement`), `COMMIT`; the time is that of the list statement. Ordinary users are a fixed sample of
+statement the service compiles for that page (`task_list_sql.list_statement`), `COMMIT`; the time is that of the list statement. Ordinary users are a fixed sample of
 50, one after another; the heavy user is the same every time. Sizes and users are
 interleaved run by run, so background load on the machine falls on every column alike.
 
@@ -59,13 +59,8 @@ from todo_api.db.database import _CONTEXTS, APP_ROLE
 from todo_api.db.statements import cached
 from todo_api.migrations import run_migrations
 from todo_api.schemas.tasks import SortOrder, TaskSort, TaskStatus
-from todo_api.services.task_list import (
-    ListQuery,
-    ListShape,
-    TaskFilters,
-    list_parameters,
-    list_statement,
-)
+from todo_api.services.task_list import ListQuery, TaskFilters, list_parameters, shape_of
+from todo_api.services.task_list_sql import list_statement
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LIMIT = 50
@@ -146,7 +141,7 @@ def queries(q: str) -> dict[str, Callable[[User], ListQuery]]:
 
 def statement(user_id: str, query: ListQuery) -> tuple[str, list[Any]]:
     """The SQL and arguments the service runs for this page (its compiled `Statement`)."""
-    compiled = cached(list_statement, ListShape.of(query, None))
+    compiled = cached(list_statement, shape_of(query, None))
     return compiled.sql, compiled.arguments(list_parameters(user_id, query))
 
 

@@ -17,7 +17,7 @@ from tests.conftest import User
 from tests.dates import at, day
 from tests.routes.support import create, ids, listing
 from tests.routes.test_task_sorting import SORTS, expected, pages
-from todo_api.services import task_list as task_service
+from todo_api.services import task_list_sql
 
 #: (title, tags, due_date, completed): tags common enough for a walk to fill small pages,
 #: dated and undated tasks so `due_date` pages cross from one run to the other.
@@ -54,7 +54,7 @@ async def test_tag_pages_follow_the_sort_whichever_way_they_are_found(
     alice: User, monkeypatch: pytest.MonkeyPatch, walk: int, sort: str
 ) -> None:
     # A walk of one task can never fill a page: every page falls back to collecting.
-    monkeypatch.setattr(task_service, "TAG_WALK", walk)
+    monkeypatch.setattr(task_list_sql, "TAG_WALK", walk)
     everything = await _seed(alice)
     cases = [(["red"], "any"), (["red", "blue"], "any"), (["red", "blue"], "all")]
     for wanted, mode in cases:
@@ -71,7 +71,7 @@ async def test_tag_pages_follow_the_sort_whichever_way_they_are_found(
 async def test_tag_pages_with_status_follow_the_sort(
     alice: User, monkeypatch: pytest.MonkeyPatch, walk: int
 ) -> None:
-    monkeypatch.setattr(task_service, "TAG_WALK", walk)
+    monkeypatch.setattr(task_list_sql, "TAG_WALK", walk)
     everything = await _seed(alice)
     open_tasks = [task for task in everything if not task["completed"]]
     walked = await pages(alice, 2, sort="title", status="pending", tag="red")
