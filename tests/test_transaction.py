@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
+from sqlalchemy import literal, select
 
-from tests.conftest import User
+from tests.conftest import User, make_settings
+from todo_api.db.database import Database
+from todo_api.errors import DatabaseUnavailable
 
 # A deferred constraint trigger fires at COMMIT, after the handler has returned: the
 # only way the client can learn about it is if the commit happens before the response.
@@ -43,3 +47,25 @@ async def test_failed_commit_is_never_reported_as_success(
     assert patched.status_code >= 500
     listed = (await alice.get("/api/me/tasks")).json()
     assert [task["title"] for task in listed] == ["fine"]
+
+
+async def test_a_connection_lost_inside_the_transaction_is_503_not_a_crash(
+    owner_url: str,
+) -> None:
+    # asyncpg takes a lost connection back into the pool at once and then refuses every
+    # call on it; ending the transaction must still turn the loss into a 503.
+    database = Database.from_url(owner_url, make_settings(owner_url))
+    await database.open()
+
+    async def lose_the_connection() -> None:
+        async with database.transaction("lost-connection-user") as session:
+            session.connection.terminate()
+            await session.execute(select(literal(1)))
+
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await lose_the_connection()
+        assert database.in_use == 0  # nothing is left checked out
+        assert database.breaker.is_open  # and the loss was taken for an outage
+    finally:
+        await database.dispose()

@@ -327,9 +327,12 @@ class UserTransaction:
                         raise unavailable from failure
                     raise
                 return
-            if not self.connection.is_closed():
-                # A connection the rollback cannot use is cleaned up by the pool on release.
-                with contextlib.suppress(Exception):
+            # A connection the rollback cannot use is cleaned up by the pool on release;
+            # one that was lost is already back in the pool (asyncpg takes a closed
+            # connection back at once, and then refuses every call on it, even
+            # `is_closed()`).
+            with contextlib.suppress(Exception):
+                if not self.connection.is_closed():
                     await self.transaction.rollback()
             unavailable = database.unavailable(error)
             if unavailable is not None:
