@@ -12,7 +12,6 @@ A JWT is never accepted in a URL: only a ticket is.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -31,6 +30,7 @@ from todo_api.auth.principal import Principal, TokenError
 from todo_api.db.database import Database, Session
 from todo_api.models import event_tickets_table as tk
 from todo_api.services import clock
+from todo_api.services.cursors import b64url, unb64url
 
 #: Longest ticket accepted (a user id of 255 characters fits with room to spare).
 MAX_TICKET_LENGTH = 1024
@@ -53,14 +53,6 @@ class _Claims:
     token_expires_at: int | None
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class TicketCodec:
     """Signs and checks tickets (no I/O)."""
 
@@ -74,7 +66,7 @@ class TicketCodec:
         payload = orjson.dumps(
             [claims.user_id, claims.ticket_id, claims.expires_at, claims.token_expires_at]
         )
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        return f"{b64url(payload)}.{b64url(self._mac(payload))}"
 
     def read(self, ticket: str) -> _Claims:
         """The claims of a ticket this deployment signed; `TokenError` otherwise."""
@@ -89,7 +81,7 @@ class TicketCodec:
             )
         head, _, mac = ticket.partition(".")
         try:
-            payload, signature = _unb64(head), _unb64(mac)
+            payload, signature = unb64url(head), unb64url(mac)
         except (binascii.Error, ValueError):
             raise invalid from None
         if not hmac.compare_digest(signature, self._mac(payload)):

@@ -43,6 +43,10 @@ EXEMPT_PREFIXES = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/opena
 _TOLERANCE_US = 1.0
 
 
+_HEADER_NAMES = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After")
+_RAW_NAMES = tuple(name.lower().encode() for name in _HEADER_NAMES)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of counting one request against a budget."""
@@ -55,27 +59,24 @@ class Decision:
     #: Seconds until one more request would be allowed (0 when this one was).
     retry_after: int
 
+    def _values(self) -> tuple[int, ...]:
+        """The header values, in the order of `_HEADER_NAMES`."""
+        if self.allowed:
+            return (self.limit, self.remaining, self.reset)
+        return (self.limit, self.remaining, self.reset, self.retry_after)
+
     def headers(self) -> dict[str, str]:
-        """`RateLimit-*` response headers (IETF httpapi draft, separate-header form)."""
-        headers = {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset),
+        """`RateLimit-*` response headers (IETF httpapi draft, separate-header form), and
+        `Retry-After` when refused."""
+        return {
+            name: str(value) for name, value in zip(_HEADER_NAMES, self._values(), strict=False)
         }
-        if not self.allowed:
-            headers["Retry-After"] = str(self.retry_after)
-        return headers
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        """`headers()` as ASGI header pairs (built directly: this runs on every request)."""
-        headers = [
-            (b"ratelimit-limit", b"%d" % self.limit),
-            (b"ratelimit-remaining", b"%d" % self.remaining),
-            (b"ratelimit-reset", b"%d" % self.reset),
+        """`headers()` as ASGI header pairs (this runs on every request)."""
+        return [
+            (name, b"%d" % value) for name, value in zip(_RAW_NAMES, self._values(), strict=False)
         ]
-        if not self.allowed:
-            headers.append((b"retry-after", b"%d" % self.retry_after))
-        return headers
 
 
 def decide(allowed: bool, used_us: float, limit: int, period_us: float) -> Decision:

@@ -13,6 +13,17 @@ import orjson
 from todo_api.errors import Unprocessable
 
 
+def b64url(raw: bytes) -> str:
+    """`raw` as unpadded base64url (URL- and header-safe)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unb64url(text: str) -> bytes:
+    """The bytes of unpadded base64url `text`; `binascii.Error` or `ValueError` if it is
+    not base64url."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 class CursorCodec:
     """Opaque keyset cursors, signed so that a tampered one is refused.
 
@@ -30,12 +41,11 @@ class CursorCodec:
 
     def encode(self, user_id: str, binding: list[Any], key: list[Any]) -> str:
         payload = orjson.dumps([binding, key])
-        token = base64.urlsafe_b64encode(payload + self._mac(user_id, payload)).rstrip(b"=")
-        return token.decode()
+        return b64url(payload + self._mac(user_id, payload))
 
     def decode(self, user_id: str, cursor: str, binding: list[Any]) -> list[Any]:
         try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            raw = unb64url(cursor)
         except (binascii.Error, ValueError):
             raise bad_cursor() from None
         payload, mac = raw[:-12], raw[-12:]
